@@ -1,0 +1,138 @@
+import type { Endpoint } from './endpoint/endpoint.js';
+import type { EndpointState } from './endpoint/endpoint-state.js';
+import { TimeoutError } from './errors.js';
+import type { Clock } from './util/clock.js';
+
+/** What the user's function (or fetch) gets for one attempt. */
+export interface AttemptContext {
+  /**
+   * Aborts when this attempt times out, is hedged away, the call's total deadline passes, the caller
+   * aborts, or the mesh closes. Created on first read, so a function that never reads it costs nothing.
+   */
+  readonly signal: AbortSignal;
+  /** 1 for the first attempt, 2 for the first retry, ... */
+  readonly attempt: number;
+  readonly service: string;
+  /** The call's total deadline, in epoch milliseconds (comparable with `Date.now()`). */
+  readonly deadline: number;
+  /** The endpoint this attempt goes to. */
+  readonly endpoint: Endpoint;
+}
+
+/** The function a call runs against one endpoint. */
+export type AttemptFn<T> = (endpoint: Endpoint, ctx: AttemptContext) => T | Promise<T>;
+
+/** How an attempt ended, before classification. */
+export type AttemptEnd = 'value' | 'error' | 'aborted';
+
+/**
+ * One attempt on one endpoint: runs the function, races it against the attempt timer (bounded by the
+ * call's deadline) and the caller's signal, and reports exactly once to `onEnd`. The function's own
+ * promise may settle later; that late result is ignored, as its signal was aborted.
+ */
+export class Attempt implements AttemptContext {
+  readonly startedAt: number;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private done = false;
+  private resolve!: (value: unknown) => void;
+  private reject!: (error: unknown) => void;
+
+  constructor(
+    readonly service: string,
+    readonly attempt: number,
+    readonly state: EndpointState,
+    private readonly clock: Clock,
+    private readonly deadlineAt: number,
+    private readonly attemptMs: number,
+    private readonly callerSignal: AbortSignal | undefined,
+    private readonly onEnd: (attempt: Attempt, end: AttemptEnd, result: unknown) => void,
+  ) {
+    this.startedAt = clock.now();
+  }
+
+  get endpoint(): Endpoint {
+    return this.state.endpoint;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  get deadline(): number {
+    return Date.now() + (this.deadlineAt - this.clock.now());
+  }
+
+  /** Starts the attempt; the promise settles with whatever `onEnd` decides (it calls settle). */
+  run<T>(fn: AttemptFn<T>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      const remaining = this.deadlineAt - this.startedAt;
+      const scope = remaining < this.attemptMs ? 'total' : 'attempt';
+      this.timer = setTimeout(onTimer, scope === 'total' ? remaining : this.attemptMs, this, scope);
+      this.timer.unref?.();
+      if (this.callerSignal !== undefined) this.callerSignal.addEventListener('abort', this);
+      let result: T | Promise<T>;
+      try {
+        result = fn(this.state.endpoint, this);
+      } catch (error) {
+        this.end('error', error);
+        return;
+      }
+      if (result !== null && typeof (result as Promise<T>)?.then === 'function') {
+        (result as Promise<T>).then(
+          (value) => this.end('value', value),
+          (error: unknown) => this.end('error', error),
+        );
+      } else {
+        this.end('value', result);
+      }
+    });
+  }
+
+  /** Ends the attempt from outside (hedge lost, mesh closed), aborting its signal with `reason`. */
+  cancel(reason: unknown): void {
+    this.end('aborted', reason);
+  }
+
+  /** Settles the promise returned by `run`; called by `onEnd`. */
+  settle(ok: boolean, value: unknown): void {
+    if (ok) this.resolve(value);
+    else this.reject(value);
+  }
+
+  /** The caller's signal aborted (EventListener interface, so no closure per attempt). */
+  handleEvent(): void {
+    this.end('aborted', this.callerSignal!.reason);
+  }
+
+  /** @internal */
+  timedOut(scope: 'attempt' | 'total'): void {
+    const ms = scope === 'total' ? this.deadlineAt - this.startedAt : this.attemptMs;
+    const error = new TimeoutError(this.service, scope, Math.round(ms), { endpoint: this.state.endpoint });
+    this.end('error', error);
+  }
+
+  private end(end: AttemptEnd, result: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    if (this.callerSignal !== undefined) this.callerSignal.removeEventListener('abort', this);
+    if (end === 'aborted' || (end === 'error' && result instanceof TimeoutError)) {
+      // Stop the function's work: on timeout, caller abort or cancel (a signal read later is born aborted).
+      this.abortReason = result ?? new Error('attempt aborted');
+      this.controller?.abort(this.abortReason);
+    }
+    this.onEnd(this, end, result);
+  }
+}
+
+function onTimer(attempt: Attempt, scope: 'attempt' | 'total'): void {
+  attempt.timedOut(scope);
+}

@@ -1,0 +1,38 @@
+import type { EndpointState } from '../endpoint/endpoint-state.js';
+import type { Rng } from '../util/random.js';
+import type { Balancer, PickRequest } from './balancer.js';
+import { maxWeightOf, p2c } from './p2c.js';
+
+/**
+ * Expected latency of one more request, per unit of weight: peak-EWMA RTT × (in-flight ÷ weight + 1).
+ * For weight 1 this is Finagle's cost `rtt × (pending + 1)` (finagle-core `loadbalancer/PeakEwma.scala`,
+ * Linkerd's tower `PeakEwma`). A weight counts as capacity (weight w serves w at once), so idle endpoints
+ * with equal RTT tie whatever their weights and {@link p2c} splits them by weight, instead of the heaviest
+ * winning every comparison as `rtt × (pending + 1) ÷ weight` would have it.
+ */
+export function peakEwmaLoad(state: EndpointState, now: number): number {
+  return state.latency.get(now) * (state.inflight / state.weight + 1);
+}
+
+/**
+ * Peak EWMA: {@link p2c} on {@link peakEwmaLoad}. Reacts to a latency spike at once and forgives it
+ * slowly (τ = the endpoint state's `decayMs`, 10 s by default); the default balancer.
+ *
+ * @example
+ * createMesh({ registry, defaults: { balancer: 'peak-ewma' } });
+ */
+export class PeakEwmaBalancer implements Balancer {
+  readonly name = 'peak-ewma';
+  private maxWeight = 0;
+
+  constructor(private readonly rng: Rng) {}
+
+  update(endpoints: readonly EndpointState[]): void {
+    this.maxWeight = maxWeightOf(endpoints);
+  }
+
+  pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
+    // Without an update() the bound is unknown: computing it per pick stays correct, only O(n).
+    return p2c(endpoints, request, this.rng, peakEwmaLoad, this.maxWeight || maxWeightOf(endpoints));
+  }
+}

@@ -1,0 +1,68 @@
+import type { AttemptFn } from './attempt.js';
+import { BulkheadFullError, MeshClosedError, TimeoutError } from './errors.js';
+import { retryAfterFailure } from './resilience/retry.js';
+import { AttemptFailure, finish, pickOrThrow, runAttempt, type CallEnv, type CallRequest } from './run-attempt.js';
+import type { Service } from './service.js';
+
+const NO_TRIES: readonly never[] = [];
+
+/**
+ * Runs one call through the steps of DESIGN.md's "How one call flows". The first attempt runs
+ * inline; only a retryable failure hands over to the retry step (p-retry), so the success path stays cheap.
+ */
+export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T>, req: CallRequest): Promise<T> {
+  // 1. Admission. The bulkhead counts calls, not attempts; the total deadline starts here.
+  if (env.isClosed()) throw new MeshClosedError(svc.name);
+  const signal = req.signal;
+  if (signal?.aborted) throw signal.reason;
+  if (svc.active >= svc.policy.maxConcurrent) {
+    if (env.events.has('rejected')) env.events.emit('rejected', { service: svc.name, reason: 'bulkhead' });
+    throw new BulkheadFullError(svc.name, svc.policy.maxConcurrent);
+  }
+  svc.active++;
+  svc.calls++;
+  svc.budget?.onRequest();
+  const deadline = env.clock.now() + req.totalMs;
+  try {
+    // 2. Endpoints: only a cold cache waits for the registry, and that wait honours abort and deadline.
+    const loading = svc.prepare();
+    if (loading !== undefined) await waitFor(loading, signal, deadline - env.clock.now(), svc.name, req.totalMs);
+    // 3-6. Pick, attempt, classify, record.
+    const state = pickOrThrow(env, svc, 1, NO_TRIES, req);
+    try {
+      return (await runAttempt(env, svc, fn, req, state, 1, deadline)) as T;
+    } catch (error) {
+      if (!(error instanceof AttemptFailure)) throw error;
+      // 7. Retry: a retryable failure hands over to p-retry; anything else ends the call here.
+      if (!error.retryable) return finish(svc, error, [error.record]) as T;
+      return (await retryAfterFailure(env, svc, fn, req, error, deadline)) as T;
+    }
+  } catch (error) {
+    svc.callFailures++;
+    throw error;
+  } finally {
+    svc.active--;
+  }
+}
+
+/** Awaits discovery within the caller's signal and the call's deadline. */
+function waitFor(
+  loading: Promise<void>,
+  signal: AbortSignal | undefined,
+  remainingMs: number,
+  service: string,
+  totalMs: number,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => done(new TimeoutError(service, 'total', totalMs)), Math.max(0, remainingMs));
+    const onAbort = (): void => done(signal!.reason);
+    const done = (error?: unknown): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      if (error === undefined) resolve();
+      else reject(error);
+    };
+    signal?.addEventListener('abort', onAbort);
+    loading.then(() => done(), done);
+  });
+}

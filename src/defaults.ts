@@ -1,0 +1,88 @@
+import type {
+  BudgetPolicy,
+  BreakerPolicy,
+  HedgePolicy,
+  OutlierPolicy,
+  Policy,
+  ResolvedPolicy,
+  ResolvedRetry,
+  RetryPolicy,
+} from './options.js';
+
+/** The defaults of API.md's Policy table. */
+export const DEFAULT_TIMEOUT = { attemptMs: 10_000, totalMs: 30_000 } as const;
+export const DEFAULT_BUDGET: Required<BudgetPolicy> = { ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 };
+export const DEFAULT_RETRY = {
+  retries: 2,
+  minDelayMs: 25,
+  maxDelayMs: 250,
+  factor: 2,
+  jitter: true,
+  retryOn: [429, 500, 502, 503, 504],
+  nonIdempotent: false,
+} as const;
+export const DEFAULT_BREAKER: Required<BreakerPolicy> = {
+  errorThresholdPercentage: 50,
+  volumeThreshold: 20,
+  resetTimeoutMs: 10_000,
+  rollingWindowMs: 10_000,
+};
+export const DEFAULT_OUTLIER: Required<OutlierPolicy> = {
+  consecutiveFailures: 5,
+  baseEjectionMs: 30_000,
+  maxEjectionMs: 300_000,
+  maxEjectionPercent: 10,
+};
+export const DEFAULT_PANIC_THRESHOLD_PERCENT = 50;
+export const DEFAULT_HEDGE_MAX_ATTEMPTS = 2;
+/** Peak-EWMA decay (Finagle, Linkerd: 10 s) and the cost of an endpoint not measured yet (Linkerd: 30 ms). */
+export const EWMA_DECAY_MS = 10_000;
+export const DEFAULT_RTT_MS = 30;
+export const DEFAULT_DISCOVERY = { refreshMs: 30_000, maxServices: 1_000, resolveTimeoutMs: 5_000 } as const;
+
+/** Merges `defaults` and a service's overrides, one level deep, and fills every gap with a default. */
+export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): ResolvedPolicy {
+  const pick = <K extends keyof Policy>(key: K): Policy[K] => (key in override ? override[key] : defaults[key]);
+  const merged = <T extends object>(key: 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge'): T | false | undefined => {
+    const o = override[key];
+    const d = defaults[key];
+    if (o === false) return false;
+    if (o === undefined) return d as T | false | undefined;
+    return { ...(d || {}), ...o } as T;
+  };
+  return {
+    balancer: pick('balancer') ?? 'peak-ewma',
+    timeout: { ...DEFAULT_TIMEOUT, ...merged<{ attemptMs?: number; totalMs?: number }>('timeout') },
+    retry: resolveRetry(merged<RetryPolicy>('retry')),
+    breaker: resolveOptional(merged<BreakerPolicy>('breaker'), DEFAULT_BREAKER),
+    outlier: resolveOptional(merged<OutlierPolicy>('outlier'), DEFAULT_OUTLIER),
+    panicThresholdPercent: pick('panicThresholdPercent') ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
+    hedge: resolveHedge(merged<HedgePolicy>('hedge')),
+    maxConcurrent: pick('maxConcurrent') ?? Infinity,
+    classify: pick('classify'),
+  };
+}
+
+function resolveOptional<T extends object>(value: T | false | undefined, defaults: Required<T>): false | Required<T> {
+  return value === false ? false : { ...defaults, ...(value ?? {}) };
+}
+
+export function resolveRetry(retry: RetryPolicy | false | undefined): false | ResolvedRetry {
+  if (retry === false) return false;
+  const r = { ...DEFAULT_RETRY, ...(retry ?? {}) };
+  return {
+    retries: r.retries,
+    minDelayMs: r.minDelayMs,
+    maxDelayMs: r.maxDelayMs,
+    factor: r.factor,
+    jitter: r.jitter,
+    budget: r.budget === false ? false : { ...DEFAULT_BUDGET, ...(r.budget ?? {}) },
+    retryOn: new Set(r.retryOn),
+    nonIdempotent: r.nonIdempotent,
+  };
+}
+
+export function resolveHedge(hedge: HedgePolicy | false | undefined): false | Required<HedgePolicy> {
+  if (!hedge) return false;
+  return { maxAttempts: DEFAULT_HEDGE_MAX_ATTEMPTS, ...hedge };
+}

@@ -1,0 +1,79 @@
+import type { Endpoint } from './endpoint.js';
+import { PeakEwma } from '../util/ewma.js';
+
+/** Tuning shared by every endpoint of a service. */
+export interface EndpointStateOptions {
+  /** Peak-EWMA decay time constant (Finagle and Linkerd use 10 s). */
+  readonly decayMs: number;
+  /** Cost of an endpoint with no measurement yet (Linkerd's default RTT is 30 ms). */
+  readonly defaultRttMs: number;
+}
+
+/**
+ * The live state of one endpoint: what balancers measure and what the resilience steps record.
+ * Kept by id across discovery updates, so an endpoint that stays keeps its history.
+ */
+export class EndpointState {
+  /** Attempts in flight now. */
+  inflight = 0;
+  /** Effective weight seen by balancers; equals `endpoint.weight` unless something (slow start) ramps it. */
+  weight: number;
+  /** Attempts started, and how they ended. */
+  requests = 0;
+  successes = 0;
+  failures = 0;
+  /** Latency, peak-sensitive. */
+  readonly latency: PeakEwma;
+  /** Set when discovery dropped the endpoint; in-flight attempts still finish and record. */
+  removed = false;
+
+  constructor(
+    public endpoint: Endpoint,
+    options: EndpointStateOptions,
+    now: number,
+  ) {
+    this.weight = endpoint.weight;
+    this.latency = new PeakEwma(options.decayMs, options.defaultRttMs, now);
+  }
+
+  get id(): string {
+    return this.endpoint.id;
+  }
+
+  /** Whether a balancer may choose this endpoint now (breakers and ejection refine this). */
+  get available(): boolean {
+    return true;
+  }
+
+  /** Takes a newer description of the same endpoint (weight, tags or zone may change). */
+  update(endpoint: Endpoint): void {
+    if (endpoint.weight !== this.endpoint.weight) this.weight = endpoint.weight;
+    this.endpoint = endpoint;
+  }
+
+  /** Start of an attempt. */
+  begin(): void {
+    this.inflight++;
+    this.requests++;
+  }
+
+  /** An attempt ended with no verdict on the endpoint (the caller aborted, or a hedge won). */
+  cancel(): void {
+    this.inflight--;
+  }
+
+  /**
+   * End of an attempt. A failure never lowers the cost: a backend that fails fast must not look fast
+   * and attract more traffic (the "fast failure black hole").
+   */
+  end(rttMs: number, ok: boolean, now: number): void {
+    this.inflight--;
+    if (ok) {
+      this.successes++;
+      this.latency.observe(rttMs, now);
+    } else {
+      this.failures++;
+      this.latency.observe(Math.max(rttMs, this.latency.get(now)), now);
+    }
+  }
+}

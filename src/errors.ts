@@ -1,0 +1,110 @@
+import type { Endpoint } from './endpoint/endpoint.js';
+
+/** One try of a call, as listed on a {@link MeshError}. */
+export interface AttemptRecord {
+  readonly attempt: number;
+  /** The endpoint's id (`host:port` unless the registry gave another). */
+  readonly endpoint: string;
+  readonly durationMs: number;
+  /** `'success'`, or why it failed: an HTTP status, an error code or an error name. */
+  readonly outcome: string;
+  /** True when this attempt was a hedge rather than a retry. */
+  readonly hedge?: boolean;
+}
+
+/** Every error the mesh makes extends this. `code` is stable; `message` is for people. */
+export class MeshError extends Error {
+  readonly code: string;
+  readonly service: string;
+  /** Every try this call made, in order (empty when it failed before the first attempt). */
+  attempts: readonly AttemptRecord[];
+
+  constructor(
+    code: string,
+    service: string,
+    message: string,
+    options?: { cause?: unknown; attempts?: readonly AttemptRecord[] },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.service = service;
+    this.attempts = options?.attempts ?? [];
+  }
+}
+
+/** Discovery returned nothing usable for the service. */
+export class NoEndpointsError extends MeshError {
+  constructor(service: string, detail = 'discovery returned no endpoints', options?: { cause?: unknown }) {
+    super('ENOENDPOINTS', service, `no endpoints for service '${service}': ${detail}`, options);
+  }
+}
+
+/** Every endpoint's breaker is open: the call failed fast without touching the network. */
+export class CircuitOpenError extends MeshError {
+  constructor(service: string, options?: { cause?: unknown; attempts?: readonly AttemptRecord[] }) {
+    super('ECIRCUITOPEN', service, `every endpoint of '${service}' has an open circuit breaker`, options);
+  }
+}
+
+/** An attempt's timeout (`scope: 'attempt'`) or the call's total deadline (`scope: 'total'`) passed. */
+export class TimeoutError extends MeshError {
+  readonly scope: 'attempt' | 'total';
+  readonly timeoutMs: number;
+
+  constructor(
+    service: string,
+    scope: 'attempt' | 'total',
+    timeoutMs: number,
+    options?: { cause?: unknown; attempts?: readonly AttemptRecord[]; endpoint?: Endpoint },
+  ) {
+    const where = options?.endpoint ? ` on ${options.endpoint.id}` : '';
+    super('ETIMEDOUT', service, `'${service}' ${scope} timeout of ${timeoutMs} ms passed${where}`, options);
+    this.scope = scope;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** `maxConcurrent` calls were in flight for the service. */
+export class BulkheadFullError extends MeshError {
+  constructor(service: string, limit: number) {
+    super('EBULKHEAD', service, `'${service}' has ${limit} calls in flight (maxConcurrent)`);
+  }
+}
+
+/** The registry failed and nothing was cached to serve instead. */
+export class DiscoveryError extends MeshError {
+  constructor(service: string, message: string, options?: { cause?: unknown }) {
+    super('EDISCOVERY', service, `discovery failed for '${service}': ${message}`, options);
+  }
+}
+
+/**
+ * The call failed after every attempt it was allowed; `cause` is the last failure and `attempts` lists
+ * every try. (Added to the contract: API.md's table names the other cases, and DESIGN.md's step 8 asks
+ * for a MeshError carrying the last failure.)
+ */
+export class CallFailedError extends MeshError {
+  constructor(service: string, cause: unknown, attempts: readonly AttemptRecord[]) {
+    const last = cause instanceof Error ? cause.message : String(cause);
+    const n = attempts.length;
+    super('ECALLFAILED', service, `'${service}' call failed after ${n} attempt${n === 1 ? '' : 's'}: ${last}`, {
+      cause,
+      attempts,
+    });
+  }
+}
+
+/** The mesh was closed: no new calls, and calls in flight were aborted. */
+export class MeshClosedError extends MeshError {
+  constructor(service: string) {
+    super('ECLOSED', service, `the mesh is closed (service '${service}')`);
+  }
+}
+
+/** A service name that is not a plain DNS-style label sequence (hostile or malformed input). */
+export class InvalidServiceNameError extends MeshError {
+  constructor(service: string, reason: string) {
+    super('EBADSERVICE', service, `invalid service name ${JSON.stringify(service.slice(0, 80))}: ${reason}`);
+  }
+}

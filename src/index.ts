@@ -1,0 +1,39 @@
+export { createMesh, type Mesh, type ServiceClient } from './mesh.js';
+export { staticRegistry, type StaticRegistry } from './discovery/static.js';
+export type { Registry } from './discovery/registry.js';
+export { toEndpoint, type Endpoint, type EndpointInput } from './endpoint/endpoint.js';
+export type { AttemptContext, AttemptFn } from './attempt.js';
+export type { Balancer, PickRequest } from './balancer/balancer.js';
+export type { BalancerName } from './balancer/create.js';
+export type { EndpointState } from './endpoint/endpoint-state.js';
+export {
+  MeshError,
+  NoEndpointsError,
+  CircuitOpenError,
+  TimeoutError,
+  BulkheadFullError,
+  DiscoveryError,
+  CallFailedError,
+  MeshClosedError,
+  InvalidServiceNameError,
+  type AttemptRecord,
+} from './errors.js';
+export type { MeshEvents, MeshEventName, ServiceEvent, AttemptEvent } from './events.js';
+export type {
+  MeshOptions,
+  Policy,
+  CallOptions,
+  TimeoutPolicy,
+  RetryPolicy,
+  BudgetPolicy,
+  BreakerPolicy,
+  OutlierPolicy,
+  HedgePolicy,
+  DiscoveryOptions,
+  Outcome,
+  Verdict,
+} from './options.js';
+export type { MeshRequestInit } from './transport/fetch.js';
+export type { MeshSnapshot, ServiceSnapshot, EndpointSnapshot } from './observe/snapshot.js';
+export type { Clock } from './util/clock.js';
+export { seededRng, type Rng } from './util/random.js';

@@ -1,0 +1,188 @@
+import type { Attempt, AttemptFn } from './attempt.js';
+import { executeCall } from './call.js';
+import { DEFAULT_DISCOVERY, resolvePolicy } from './defaults.js';
+import { DiscoveryCache } from './discovery/cache.js';
+import type { Registry } from './discovery/registry.js';
+import { InvalidServiceNameError, MeshClosedError } from './errors.js';
+import type { MeshEventName, MeshEvents } from './events.js';
+import { MeshEmitter } from './observe/emitter.js';
+import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
+import type { CallOptions, MeshOptions, Policy } from './options.js';
+import { buildRequest } from './request.js';
+import type { CallEnv } from './run-attempt.js';
+import { Service } from './service.js';
+import { planFetch, type MeshRequestInit } from './transport/fetch.js';
+import { systemClock } from './util/clock.js';
+import { defaultRng } from './util/random.js';
+import { serviceNameProblem, validateMeshOptions } from './validate.js';
+
+/** A client bound to one service. */
+export interface ServiceClient {
+  readonly name: string;
+  /**
+   * fetch with a path: `users.fetch('/v1/me')` is `mesh.fetch('http://users/v1/me')`.
+   * @example await mesh.service('users').fetch('/v1/me', { headers: { accept: 'application/json' } })
+   */
+  fetch(path: string, init?: MeshRequestInit): Promise<Response>;
+  /** `mesh.call` for this service. */
+  call<T>(fn: AttemptFn<T>, options?: CallOptions): Promise<T>;
+}
+
+/** The mesh: one per process is typical. See API.md. */
+export interface Mesh {
+  /**
+   * fetch, drop-in: the URL's hostname is the logical service. HTTP error statuses resolve with the
+   * last Response; network failures reject.
+   * @example await mesh.fetch('http://users/v1/me')
+   */
+  fetch(input: string | URL | Request, init?: MeshRequestInit): Promise<Response>;
+  /** A client scoped to one service. */
+  service(name: string): ServiceClient;
+  /**
+   * Any async call, any protocol. `fn` gets the chosen endpoint and the attempt's context (its signal).
+   * Not idempotent unless `idempotent: true`: a thrown error is then retried only when it proves the
+   * request never left (connection refused, DNS failure).
+   * @example await mesh.call('redis', (ep, { signal }) => ping(ep.host, ep.port, signal), { idempotent: true })
+   */
+  call<T>(service: string, fn: AttemptFn<T>, options?: CallOptions): Promise<T>;
+  on<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
+  once<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
+  off<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
+  /** Plain JSON of every service and endpoint. */
+  snapshot(): MeshSnapshot;
+  /** Resolves these services now, instead of on their first call. */
+  warmup(services: readonly string[]): Promise<void>;
+  /** Stops watches and timers, aborts calls in flight; later calls reject with `MeshClosedError`. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a mesh. Every option is validated here, at once; a bad one throws a `TypeError` naming it.
+ * Nothing is resolved or connected until the first call for a service (or `warmup`).
+ *
+ * @example
+ * const mesh = createMesh({
+ *   registry: staticRegistry({ users: ['127.0.0.1:8081', '127.0.0.1:8082'] }),
+ *   defaults: { retry: { retries: 2 }, timeout: { attemptMs: 2_000, totalMs: 5_000 } },
+ * });
+ */
+export function createMesh(options: MeshOptions): Mesh {
+  validateMeshOptions(options);
+  const registry: Registry = options.registry;
+  const clock = options.clock ?? systemClock;
+  const rng = options.random ?? defaultRng;
+  const fetchImpl = options.fetch ?? ((...args: Parameters<typeof fetch>) => globalThis.fetch(...args));
+  const overrides: Record<string, Policy> = options.services ?? {};
+  const events = new MeshEmitter();
+  const services = new Map<string, Service>();
+  const attempts = new Set<Attempt>();
+  let closed = false;
+
+  const discovery = new DiscoveryCache(
+    registry,
+    { ...DEFAULT_DISCOVERY, ...options.discovery, clock },
+    {
+      update(name, list) {
+        const svc = services.get(name);
+        if (!svc) return;
+        const first = !svc.ready;
+        const { added, removed } = svc.applyEndpoints(list);
+        if ((first || added.length > 0 || removed.length > 0) && events.has('discovery-update')) {
+          events.emit('discovery-update', {
+            service: name,
+            endpoints: list,
+            added: added.map((s) => s.endpoint),
+            removed: removed.map((s) => s.endpoint),
+          });
+        }
+      },
+      error(name, error, stale) {
+        if (events.has('discovery-error')) events.emit('discovery-error', { service: name, error, stale });
+      },
+    },
+  );
+
+  const env: CallEnv = { clock, events, attempts, isClosed: () => closed };
+
+  const serviceFor = (name: string): Service => {
+    let svc = services.get(name);
+    if (svc === undefined) {
+      const problem = serviceNameProblem(name);
+      if (problem) throw new InvalidServiceNameError(String(name), problem);
+      svc = new Service(name, resolvePolicy(options.defaults, Object.hasOwn(overrides, name) ? overrides[name] : undefined), {
+        discovery,
+        clock,
+        rng,
+      });
+      services.set(name, svc);
+    }
+    return svc;
+  };
+
+  const call = <T>(name: string, fn: AttemptFn<T>, callOptions?: CallOptions): Promise<T> => {
+    try {
+      if (closed) throw new MeshClosedError(String(name));
+      if (typeof fn !== 'function') throw new TypeError('mesh.call(service, fn): fn must be a function');
+      const svc = serviceFor(name);
+      return executeCall(env, svc, fn, buildRequest(svc, callOptions, false, true, false));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+
+  const fetchVia = (input: string | URL | Request, init?: MeshRequestInit): Promise<Response> => {
+    try {
+      const plan = planFetch(fetchImpl, input, init);
+      if (closed) throw new MeshClosedError(plan.service);
+      const svc = serviceFor(plan.service);
+      const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
+      const request = buildRequest(svc, { ...init, signal }, plan.idempotent, plan.replayable, true);
+      return executeCall(env, svc, plan.attempt, request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+
+  const mesh: Mesh = {
+    fetch: fetchVia,
+    call,
+    service(name) {
+      serviceFor(name); // validates the name now, not at the first call
+      return {
+        name,
+        fetch(path, init) {
+          if (typeof path !== 'string' || !path.startsWith('/')) {
+            return Promise.reject(new TypeError(`service('${name}').fetch(path): path must start with '/'`));
+          }
+          return fetchVia(`http://${name}${path}`, init);
+        },
+        call: (fn, callOptions) => call(name, fn, callOptions),
+      };
+    },
+    on(event, listener) {
+      events.on(event, listener);
+      return mesh;
+    },
+    once(event, listener) {
+      events.once(event, listener);
+      return mesh;
+    },
+    off(event, listener) {
+      events.off(event, listener);
+      return mesh;
+    },
+    snapshot: () => takeSnapshot(services, clock.now()),
+    async warmup(names) {
+      await Promise.all(names.map((name) => serviceFor(name).prepare()));
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const attempt of [...attempts]) attempt.cancel(new MeshClosedError(attempt.service));
+      discovery.close();
+      events.removeAll();
+      await registry.close?.();
+    },
+  };
+  return mesh;
+}

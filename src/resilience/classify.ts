@@ -1,0 +1,58 @@
+import type { Outcome, Verdict } from '../options.js';
+import { TimeoutError } from '../errors.js';
+
+/**
+ * Error codes that prove a request never left this process: the connection was never made, so even a
+ * POST can be replayed safely (as Envoy's `connect-failure` and grpc-js's transparent retry do).
+ */
+const UNSENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** Whether `error` (or an error in its `cause` chain, as undici nests them) proves the request was not sent. */
+export function isUnsent(error: unknown): boolean {
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && UNSENT_CODES.has(code)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** A short label for an outcome, for attempt records and metrics: `'503'`, `'ECONNREFUSED'`, `'TimeoutError'`. */
+export function outcomeLabel(error: unknown, status?: number): string {
+  if (status !== undefined) return String(status);
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code !== 'ECALLFAILED') return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return error instanceof Error ? error.name : typeof error;
+}
+
+/**
+ * The default classification (DESIGN.md step 5):
+ * - a value is a success;
+ * - an HTTP response with a status in `retryOn` (default 429, 500, 502, 503, 504) is a retryable failure,
+ *   any other 5xx a failure, everything else (4xx included: the caller's fault, not the endpoint's) a success;
+ * - a thrown error is a retryable failure. Whether it is *actually* retried also depends on idempotency,
+ *   which the call step checks separately.
+ */
+export function defaultClassify(outcome: Outcome, retryOn: ReadonlySet<number>): Verdict {
+  switch (outcome.kind) {
+    case 'value':
+      return 'success';
+    case 'response': {
+      const status = outcome.response.status;
+      if (retryOn.has(status)) return 'retryable-failure';
+      return status >= 500 ? 'failure' : 'success';
+    }
+    case 'error':
+      if (outcome.error instanceof TimeoutError && outcome.error.scope === 'total') return 'failure';
+      return 'retryable-failure';
+  }
+}

@@ -1,0 +1,161 @@
+import type { PickRequest } from './balancer/balancer.js';
+import { Attempt, type AttemptEnd, type AttemptFn } from './attempt.js';
+import { DEFAULT_RETRY } from './defaults.js';
+import type { EndpointState } from './endpoint/endpoint-state.js';
+import { CallFailedError, MeshClosedError, NoEndpointsError, TimeoutError, type AttemptRecord } from './errors.js';
+import type { MeshEmitter } from './observe/emitter.js';
+import type { Outcome, ResolvedRetry, Verdict } from './options.js';
+import { defaultClassify, isUnsent, outcomeLabel } from './resilience/classify.js';
+import type { Service } from './service.js';
+import type { Clock } from './util/clock.js';
+
+/** What the mesh gives every call. */
+export interface CallEnv {
+  readonly clock: Clock;
+  readonly events: MeshEmitter;
+  readonly attempts: Set<Attempt>;
+  readonly isClosed: () => boolean;
+}
+
+/** One call's settings, already resolved from policy, per-call options and (for fetch) the method. */
+export interface CallRequest {
+  readonly signal: AbortSignal | undefined;
+  readonly hashKey: string | undefined;
+  /** From the method rule or the caller's `idempotent`. */
+  readonly idempotent: boolean;
+  /** False when the request body is a stream: such a request is never replayed. */
+  readonly replayable: boolean;
+  readonly attemptMs: number;
+  readonly totalMs: number;
+  readonly retry: false | ResolvedRetry;
+  /** Whether a resolved value is an HTTP `Response` to classify by status. */
+  readonly http: boolean;
+}
+
+/**
+ * A failed attempt, as the retry step sees it. Internal: it never reaches the caller (the call ends
+ * with a Response, a TimeoutError, a CallFailedError or the caller's abort reason).
+ */
+export class AttemptFailure extends Error {
+  constructor(
+    readonly record: AttemptRecord,
+    readonly state: EndpointState,
+    readonly error: unknown,
+    readonly response: Response | undefined,
+    readonly retryable: boolean,
+  ) {
+    super(record.outcome);
+  }
+}
+
+const DEFAULT_RETRY_ON: ReadonlySet<number> = new Set(DEFAULT_RETRY.retryOn);
+
+/** Picks for attempt `attempt`, or throws `NoEndpointsError` when nothing can be picked. */
+export function pickOrThrow(
+  env: CallEnv,
+  svc: Service,
+  attempt: number,
+  tried: readonly EndpointState[],
+  req: CallRequest,
+): EndpointState {
+  const request: PickRequest = { attempt, tried, hashKey: req.hashKey, now: env.clock.now() };
+  const state = svc.pick(request);
+  if (state === undefined) throw new NoEndpointsError(svc.name);
+  return state;
+}
+
+/**
+ * Runs one attempt and classifies it. Resolves with the value (or Response) on success; rejects with
+ * an {@link AttemptFailure} on a failure, with the caller's reason on abort, and with the function's
+ * own error when `classify` counts that error as a success (it is the call's result, not a failure).
+ */
+export function runAttempt<T>(
+  env: CallEnv,
+  svc: Service,
+  fn: AttemptFn<T>,
+  req: CallRequest,
+  state: EndpointState,
+  attemptNo: number,
+  deadline: number,
+): Promise<unknown> {
+  if (env.isClosed()) return Promise.reject(new MeshClosedError(svc.name));
+  state.begin();
+  if (env.events.has('request')) {
+    env.events.emit('request', { service: svc.name, endpoint: state.endpoint, attempt: attemptNo });
+  }
+  const attempt = new Attempt(svc.name, attemptNo, state, env.clock, deadline, req.attemptMs, req.signal, (a, end, result) =>
+    onAttemptEnd(env, svc, req, a, end, result),
+  );
+  env.attempts.add(attempt);
+  return attempt.run(fn);
+}
+
+function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, end: AttemptEnd, result: unknown): void {
+  env.attempts.delete(a);
+  const now = env.clock.now();
+  const durationMs = now - a.startedAt;
+  const state = a.state;
+  if (end === 'aborted') {
+    // The caller (or close, or a winning hedge) ended it: no verdict on the endpoint.
+    state.cancel();
+    a.settle(false, result);
+    return;
+  }
+  const outcome = toOutcome(req, end, result, svc.name, a.attempt);
+  const verdict: Verdict = svc.policy.classify
+    ? svc.policy.classify(outcome)
+    : defaultClassify(outcome, req.retry === false ? DEFAULT_RETRY_ON : req.retry.retryOn);
+  state.end(durationMs, verdict === 'success', now);
+  if (verdict === 'success') {
+    if (env.events.has('success')) {
+      env.events.emit('success', { service: svc.name, endpoint: state.endpoint, attempt: a.attempt, durationMs });
+    }
+    a.settle(end === 'value', result);
+    return;
+  }
+  const response = outcome.kind === 'response' ? outcome.response : undefined;
+  const error = outcome.kind === 'error' ? outcome.error : undefined;
+  const label = outcomeLabel(error, response?.status);
+  if (env.events.has('failure')) {
+    env.events.emit('failure', {
+      service: svc.name,
+      endpoint: state.endpoint,
+      attempt: a.attempt,
+      durationMs,
+      error: error instanceof Error ? error : new Error(`HTTP ${label}`),
+      ...(response ? { status: response.status } : {}),
+    });
+  }
+  const record: AttemptRecord = { attempt: a.attempt, endpoint: state.id, durationMs, outcome: label };
+  a.settle(false, new AttemptFailure(record, state, error, response, isRetryable(req, verdict, error)));
+}
+
+function toOutcome(req: CallRequest, end: AttemptEnd, result: unknown, service: string, attempt: number): Outcome {
+  if (end === 'error') return { kind: 'error', error: result, service, attempt };
+  if (req.http && result instanceof Response) return { kind: 'response', response: result, service, attempt };
+  return { kind: 'value', value: result, service, attempt };
+}
+
+/**
+ * The idempotency rule: a retryable failure is replayed only when the request is idempotent, when
+ * policy allows non-idempotent retries, or when the request provably never left; a stream body never.
+ */
+function isRetryable(req: CallRequest, verdict: Verdict, error: unknown): boolean {
+  if (verdict !== 'retryable-failure' || req.retry === false || req.retry.retries === 0 || !req.replayable) return false;
+  return req.idempotent || req.retry.nonIdempotent || isUnsent(error);
+}
+
+/**
+ * 8. Result of a call whose last attempt failed: fetch resolves with the last Response (fetch's own
+ * semantics); a timeout rejects with the TimeoutError; anything else with a CallFailedError.
+ */
+export function finish(svc: Service, last: AttemptFailure, records: readonly AttemptRecord[]): unknown {
+  if (last.response !== undefined) return last.response;
+  const error = last.error;
+  if (error instanceof TimeoutError) {
+    error.attempts = records;
+    throw error;
+  }
+  throw new CallFailedError(svc.name, error, records);
+}
+

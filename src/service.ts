@@ -1,0 +1,99 @@
+import type { Balancer, PickRequest } from './balancer/balancer.js';
+import { createBalancer } from './balancer/create.js';
+import { DEFAULT_RTT_MS, EWMA_DECAY_MS } from './defaults.js';
+import type { DiscoveryCache } from './discovery/cache.js';
+import type { Endpoint } from './endpoint/endpoint.js';
+import type { EndpointState } from './endpoint/endpoint-state.js';
+import { EndpointSet, type EndpointSetChange } from './endpoint/endpoint-set.js';
+import type { ResolvedPolicy } from './options.js';
+import { RetryBudget } from './resilience/budget.js';
+import type { Clock } from './util/clock.js';
+import type { Rng } from './util/random.js';
+
+/** Shared by every service of a mesh. */
+export interface ServiceDeps {
+  readonly discovery: DiscoveryCache;
+  readonly clock: Clock;
+  readonly rng: Rng;
+}
+
+/**
+ * One logical service: its endpoint set, its balancer, its policy and its counters. Discovery pushes
+ * lists in through {@link Service.applyEndpoints}; the call step reads {@link Service.pick}.
+ */
+export class Service {
+  readonly endpoints: EndpointSet;
+  readonly balancer: Balancer;
+  readonly budget: RetryBudget | undefined;
+  /** Calls in flight (the bulkhead counts these). */
+  active = 0;
+  /** Calls started, and how they ended. */
+  calls = 0;
+  callFailures = 0;
+  /** Whether a list was applied at least once. */
+  ready = false;
+  /** When the last good list arrived (clock reading). */
+  updatedAt = 0;
+  private loading: Promise<void> | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly policy: ResolvedPolicy,
+    private readonly deps: ServiceDeps,
+  ) {
+    this.endpoints = new EndpointSet({ decayMs: EWMA_DECAY_MS, defaultRttMs: DEFAULT_RTT_MS });
+    this.balancer = createBalancer(policy.balancer, { rng: deps.rng });
+    const budget = policy.retry === false ? false : policy.retry.budget;
+    this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, deps.clock) : undefined;
+  }
+
+  /** Takes a list from discovery; endpoints that stay keep their state. */
+  applyEndpoints(list: readonly Endpoint[]): EndpointSetChange {
+    const change = this.endpoints.apply(list, this.deps.clock.now());
+    this.balancer.update?.(this.endpoints.states);
+    this.ready = true;
+    this.updatedAt = this.deps.clock.now();
+    return change;
+  }
+
+  /**
+   * Makes sure a list is there: the first call awaits discovery (single-flight in the cache); later
+   * calls only start a background refresh when the list is past its TTL, and never wait for it.
+   */
+  prepare(): Promise<void> | undefined {
+    if (this.ready) {
+      if (this.loading === undefined && this.deps.discovery.isStale(this.name)) this.refresh();
+      return undefined;
+    }
+    return (this.loading ??= this.deps.discovery.load(this.name).then(
+      (list) => {
+        this.loading = undefined;
+        if (!this.ready) this.applyEndpoints(list); // served from cache without a fresh resolve
+      },
+      (error: unknown) => {
+        this.loading = undefined;
+        throw error;
+      },
+    ));
+  }
+
+  /** Chooses an endpoint, avoiding those tried in this call while another exists. */
+  pick(request: PickRequest): EndpointState | undefined {
+    const states = this.endpoints.states;
+    const chosen = this.balancer.pick(states, request);
+    if (chosen !== undefined || request.tried.length === 0) return chosen;
+    // Every endpoint was tried: going round again beats failing the call.
+    return this.balancer.pick(states, { ...request, tried: [] });
+  }
+
+  private refresh(): void {
+    this.loading = this.deps.discovery.load(this.name).then(
+      () => {
+        this.loading = undefined;
+      },
+      () => {
+        this.loading = undefined; // reported as discovery-error; the stale list keeps serving
+      },
+    );
+  }
+}

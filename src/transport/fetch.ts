@@ -1,0 +1,85 @@
+import type { AttemptFn } from '../attempt.js';
+import { authority } from '../endpoint/endpoint.js';
+import { InvalidServiceNameError } from '../errors.js';
+import type { CallOptions } from '../options.js';
+import { serviceNameProblem } from '../validate.js';
+
+/** fetch's `init` plus the mesh's per-call options. */
+export interface MeshRequestInit extends RequestInit, Omit<CallOptions, 'signal'> {}
+
+/** Methods that RFC 9110 §9.2.2 calls idempotent: these may be retried after any retryable failure. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/** A fetch request taken apart once per call, so each attempt only swaps the authority. */
+export interface FetchPlan {
+  readonly service: string;
+  readonly idempotent: boolean;
+  /** False for a stream body (or a `Request` carrying one): it can be read once only. */
+  readonly replayable: boolean;
+  readonly attempt: AttemptFn<Response>;
+}
+
+/**
+ * Plans a `mesh.fetch`: the URL's hostname is the logical service name; each attempt rewrites the URL to
+ * the chosen endpoint's `host:port` and keeps path and query. The `Host` header therefore names the
+ * endpoint, as with a direct call; set it yourself if a backend routes by virtual host.
+ */
+export function planFetch(
+  fetchImpl: typeof globalThis.fetch,
+  input: string | URL | Request,
+  init: MeshRequestInit | undefined,
+): FetchPlan {
+  const request = typeof input === 'object' && !(input instanceof URL) ? input : undefined;
+  const raw = request ? request.url : String(input);
+  const url = parseServiceUrl(raw);
+  const service = url.hostname;
+  const prefix = `${url.protocol}//`;
+  const suffix = `${url.pathname}${url.search}`;
+  const method = (init?.method ?? request?.method ?? 'GET').toUpperCase();
+  const body = init?.body ?? undefined;
+  const replayable = !isStreamBody(body) && !(body === undefined && request?.body);
+  const idempotent = init?.idempotent ?? IDEMPOTENT_METHODS.has(method);
+  const fetchInit = stripMeshOptions(init);
+  const callerSignal = init?.signal ?? request?.signal ?? undefined;
+
+  const attempt: AttemptFn<Response> = (endpoint, ctx) => {
+    const target = prefix + authority(endpoint.host, endpoint.port) + suffix;
+    // The attempt signal stops at headers; linking the caller's too keeps its abort working on the body.
+    const signal = callerSignal ? AbortSignal.any([ctx.signal, callerSignal]) : ctx.signal;
+    if (request) return fetchImpl(new Request(target, request), { ...fetchInit, signal });
+    return fetchImpl(target, { ...fetchInit, signal });
+  };
+  return { service, idempotent, replayable, attempt };
+}
+
+/**
+ * Parses a mesh URL and checks its hostname as a service name. The raw string is checked first: the URL
+ * parser silently drops tabs and line breaks, and a hostile name must be refused, not repaired.
+ */
+export function parseServiceUrl(raw: string): URL {
+  const authorityPart = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(raw)?.[1];
+  if (authorityPart === undefined) throw new TypeError(`mesh.fetch needs an absolute URL like http://service/path, got ${JSON.stringify(raw.slice(0, 80))}`);
+  if (/[\s\u0000-\u001f%]/.test(authorityPart)) {
+    throw new InvalidServiceNameError(authorityPart, 'it contains whitespace, a control character or %');
+  }
+  const url = new URL(raw);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`mesh.fetch supports http: and https: URLs, got ${url.protocol}`);
+  }
+  const problem = serviceNameProblem(url.hostname);
+  if (problem) throw new InvalidServiceNameError(url.hostname, problem);
+  return url;
+}
+
+function isStreamBody(body: unknown): boolean {
+  if (body === null || body === undefined) return false;
+  if (typeof body === 'string' || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return false;
+  if (body instanceof URLSearchParams || body instanceof Blob || body instanceof FormData) return false;
+  return true; // ReadableStream, async iterables, Node streams: readable once
+}
+
+function stripMeshOptions(init: MeshRequestInit | undefined): RequestInit {
+  if (init === undefined) return {};
+  const { hashKey: _h, idempotent: _i, timeout: _t, retry: _r, hedge: _g, signal: _s, ...rest } = init;
+  return rest;
+}

@@ -1,0 +1,9 @@
+/**
+ * A monotonic millisecond clock. Injected everywhere time is read, so tests can drive it.
+ * The default reads `performance.now()`, which vitest's fake timers also control.
+ */
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => performance.now() };

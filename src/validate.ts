@@ -1,0 +1,194 @@
+import { createBalancer } from './balancer/create.js';
+import type { MeshOptions, Policy } from './options.js';
+
+/**
+ * Validates every option of `createMesh` once, and throws a `TypeError` that names the option path
+ * (`defaults.retry.retries must be an integer >= 0`). The hot path then trusts its configuration.
+ */
+export function validateMeshOptions(options: MeshOptions): void {
+  if (options === null || typeof options !== 'object') throw new TypeError('createMesh options must be an object');
+  const known = new Set(['registry', 'defaults', 'services', 'zone', 'fetch', 'discovery', 'clock', 'random']);
+  unknownKeys(options, known, 'options');
+  const r = options.registry as unknown;
+  if (r === null || typeof r !== 'object' || typeof (r as { resolve?: unknown }).resolve !== 'function') {
+    throw new TypeError('registry must be an object with a resolve(service, { signal }) method');
+  }
+  for (const m of ['watch', 'close'] as const) {
+    const f = (r as Record<string, unknown>)[m];
+    if (f !== undefined && typeof f !== 'function') throw new TypeError(`registry.${m} must be a function`);
+  }
+  if (options.defaults !== undefined) validatePolicy(options.defaults, 'defaults');
+  if (options.services !== undefined) {
+    plainObject(options.services, 'services');
+    for (const [name, policy] of Object.entries(options.services)) {
+      const reason = serviceNameProblem(name);
+      if (reason) throw new TypeError(`services[${JSON.stringify(name)}] is not a valid service name: ${reason}`);
+      validatePolicy(policy, `services.${name}`);
+    }
+  }
+  if (options.zone !== undefined && (typeof options.zone !== 'string' || options.zone === '')) {
+    throw new TypeError('zone must be a non-empty string');
+  }
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new TypeError('fetch must be a function');
+  if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
+    throw new TypeError('clock must be an object with a now() method');
+  }
+  if (options.random !== undefined && typeof options.random !== 'function') {
+    throw new TypeError('random must be a function returning numbers in [0, 1)');
+  }
+  if (options.discovery !== undefined) {
+    const d = options.discovery;
+    plainObject(d, 'discovery');
+    unknownKeys(d, new Set(['refreshMs', 'maxServices', 'resolveTimeoutMs']), 'discovery');
+    positive(d.refreshMs, 'discovery.refreshMs');
+    integer(d.maxServices, 'discovery.maxServices', 1);
+    positive(d.resolveTimeoutMs, 'discovery.resolveTimeoutMs');
+  }
+}
+
+const POLICY_KEYS = new Set([
+  'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'classify',
+]);
+
+/** Validates one policy object (also used for per-call `timeout`, `retry` and `hedge`). */
+export function validatePolicy(p: Policy, at: string): void {
+  plainObject(p, at);
+  unknownKeys(p, POLICY_KEYS, at);
+  if (p.balancer !== undefined) createBalancer(p.balancer, { rng: Math.random }, `${at}.balancer`);
+  validateTimeout(p.timeout, `${at}.timeout`);
+  validateRetry(p.retry, `${at}.retry`);
+  if (p.breaker !== undefined && p.breaker !== false) {
+    const b = p.breaker;
+    plainObject(b, `${at}.breaker`);
+    unknownKeys(b, new Set(['errorThresholdPercentage', 'volumeThreshold', 'resetTimeoutMs', 'rollingWindowMs']), `${at}.breaker`);
+    percent(b.errorThresholdPercentage, `${at}.breaker.errorThresholdPercentage`);
+    integer(b.volumeThreshold, `${at}.breaker.volumeThreshold`, 0);
+    positive(b.resetTimeoutMs, `${at}.breaker.resetTimeoutMs`);
+    positive(b.rollingWindowMs, `${at}.breaker.rollingWindowMs`);
+  }
+  if (p.outlier !== undefined && p.outlier !== false) {
+    const o = p.outlier;
+    plainObject(o, `${at}.outlier`);
+    unknownKeys(o, new Set(['consecutiveFailures', 'baseEjectionMs', 'maxEjectionMs', 'maxEjectionPercent']), `${at}.outlier`);
+    integer(o.consecutiveFailures, `${at}.outlier.consecutiveFailures`, 1);
+    positive(o.baseEjectionMs, `${at}.outlier.baseEjectionMs`);
+    positive(o.maxEjectionMs, `${at}.outlier.maxEjectionMs`);
+    percent(o.maxEjectionPercent, `${at}.outlier.maxEjectionPercent`);
+  }
+  percent(p.panicThresholdPercent, `${at}.panicThresholdPercent`);
+  validateHedge(p.hedge, `${at}.hedge`);
+  integer(p.maxConcurrent, `${at}.maxConcurrent`, 1);
+  if (p.classify !== undefined && typeof p.classify !== 'function') throw new TypeError(`${at}.classify must be a function`);
+}
+
+export function validateTimeout(t: unknown, at: string): void {
+  if (t === undefined) return;
+  plainObject(t, at);
+  const o = t as { attemptMs?: unknown; totalMs?: unknown };
+  unknownKeys(o, new Set(['attemptMs', 'totalMs']), at);
+  positive(o.attemptMs, `${at}.attemptMs`);
+  positive(o.totalMs, `${at}.totalMs`);
+}
+
+export function validateRetry(r: unknown, at: string): void {
+  if (r === undefined || r === false) return;
+  plainObject(r, at);
+  const o = r as Record<string, unknown>;
+  unknownKeys(o, new Set(['retries', 'minDelayMs', 'maxDelayMs', 'factor', 'jitter', 'budget', 'retryOn', 'nonIdempotent']), at);
+  integer(o.retries, `${at}.retries`, 0);
+  nonNegative(o.minDelayMs, `${at}.minDelayMs`);
+  nonNegative(o.maxDelayMs, `${at}.maxDelayMs`);
+  if (typeof o.minDelayMs === 'number' && typeof o.maxDelayMs === 'number' && o.maxDelayMs < o.minDelayMs) {
+    throw new TypeError(`${at}.maxDelayMs must be >= ${at}.minDelayMs`);
+  }
+  if (o.factor !== undefined && !(typeof o.factor === 'number' && Number.isFinite(o.factor) && o.factor >= 1)) {
+    throw new TypeError(`${at}.factor must be a finite number >= 1`);
+  }
+  boolean(o.jitter, `${at}.jitter`);
+  boolean(o.nonIdempotent, `${at}.nonIdempotent`);
+  if (o.retryOn !== undefined) {
+    if (!Array.isArray(o.retryOn) || !o.retryOn.every((s) => Number.isInteger(s) && s >= 100 && s <= 599)) {
+      throw new TypeError(`${at}.retryOn must be an array of HTTP status codes (100-599)`);
+    }
+  }
+  if (o.budget !== undefined && o.budget !== false) {
+    plainObject(o.budget, `${at}.budget`);
+    const b = o.budget as Record<string, unknown>;
+    unknownKeys(b, new Set(['ratio', 'minPerSecond', 'ttlMs']), `${at}.budget`);
+    if (b.ratio !== undefined && !(typeof b.ratio === 'number' && b.ratio >= 0 && b.ratio <= 1000)) {
+      throw new TypeError(`${at}.budget.ratio must be a number from 0 to 1000`);
+    }
+    nonNegative(b.minPerSecond, `${at}.budget.minPerSecond`);
+    if (b.ttlMs !== undefined && !(typeof b.ttlMs === 'number' && b.ttlMs >= 1_000 && b.ttlMs <= 60_000)) {
+      throw new TypeError(`${at}.budget.ttlMs must be a number from 1000 to 60000`);
+    }
+  }
+}
+
+export function validateHedge(h: unknown, at: string): void {
+  if (h === undefined || h === false) return;
+  plainObject(h, at);
+  const o = h as Record<string, unknown>;
+  unknownKeys(o, new Set(['delayMs', 'maxAttempts']), at);
+  if (o.delayMs !== 'p95' && !(typeof o.delayMs === 'number' && Number.isFinite(o.delayMs) && o.delayMs >= 0)) {
+    throw new TypeError(`${at}.delayMs must be a number >= 0 or 'p95'`);
+  }
+  integer(o.maxAttempts, `${at}.maxAttempts`, 2);
+}
+
+/**
+ * Why `name` cannot be a service name, or `undefined` when it can. Names become URL hosts, DNS names and
+ * Consul path segments, so only DNS-style labels are allowed: letters, digits, `-`, `_` and single dots.
+ * That rules out `/`, `..`, `%`, whitespace, CR/LF and anything else that could escape a path or a header.
+ */
+export function serviceNameProblem(name: unknown): string | undefined {
+  if (typeof name !== 'string') return 'it must be a string';
+  if (name.length === 0) return 'it is empty';
+  if (name.length > 253) return 'it is longer than 253 characters';
+  if (/[\s]/.test(name)) return 'it contains whitespace or a line break';
+  if (name.includes('/')) return "it contains '/'";
+  if (name.includes('%')) return "it contains '%'";
+  if (name.includes('..')) return "it contains '..'";
+  if (!/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/.test(name)) {
+    return 'only letters, digits, "-", "_" and "." are allowed, starting and ending with a letter or digit';
+  }
+  return undefined;
+}
+
+function plainObject(v: unknown, at: string): void {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${at} must be an object`);
+}
+
+function unknownKeys(o: object, known: ReadonlySet<string>, at: string): void {
+  for (const k of Object.keys(o)) {
+    if (!known.has(k)) throw new TypeError(`${at}.${k} is not a known option (known: ${[...known].join(', ')})`);
+  }
+}
+
+function integer(v: unknown, at: string, min: number): void {
+  if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min)) {
+    throw new TypeError(`${at} must be an integer >= ${min}`);
+  }
+}
+
+function positive(v: unknown, at: string): void {
+  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
+    throw new TypeError(`${at} must be a finite number > 0`);
+  }
+}
+
+function nonNegative(v: unknown, at: string): void {
+  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
+    throw new TypeError(`${at} must be a finite number >= 0`);
+  }
+}
+
+function percent(v: unknown, at: string): void {
+  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 100)) {
+    throw new TypeError(`${at} must be a number from 0 to 100`);
+  }
+}
+
+function boolean(v: unknown, at: string): void {
+  if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${at} must be a boolean`);
+}

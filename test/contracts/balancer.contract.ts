@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import type { Balancer, PickRequest } from '../../src/balancer/balancer.js';
+import { toEndpoint } from '../../src/endpoint/endpoint.js';
+import { EndpointState } from '../../src/endpoint/endpoint-state.js';
+import { seededRng, type Rng } from '../../src/util/random.js';
+
+/** Builds one fresh endpoint state per weight, with ids `e0`, `e1`, ... */
+export function makeStates(weights: readonly number[], prefix = 'e'): EndpointState[] {
+  return weights.map(
+    (weight, i) =>
+      new EndpointState(
+        toEndpoint({ id: `${prefix}${i}`, host: `10.0.0.${i + 1}`, port: 8080, weight }, 'test'),
+        { decayMs: 10_000, defaultRttMs: 30 },
+        0,
+      ),
+  );
+}
+
+/** A pick request for a first attempt, or a retry that excludes `tried`. */
+export function request(tried: readonly EndpointState[] = [], now = 0): PickRequest {
+  return { attempt: tried.length + 1, tried, now };
+}
+
+/** How often each state was picked over `n` picks; fails the test on `undefined`. */
+export function countPicks(
+  balancer: Balancer,
+  set: readonly EndpointState[],
+  n: number,
+  req: PickRequest = request(),
+): Map<EndpointState, number> {
+  const counts = new Map<EndpointState, number>(set.map((s) => [s, 0]));
+  for (let i = 0; i < n; i++) {
+    const s = balancer.pick(set, req);
+    if (s === undefined) throw new Error(`pick ${i} returned undefined`);
+    counts.set(s, (counts.get(s) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function expectShares(counts: Map<EndpointState, number>, set: readonly EndpointState[], tolerance: number): void {
+  const n = [...counts.values()].reduce((a, b) => a + b, 0);
+  const total = set.reduce((a, s) => a + s.weight, 0);
+  for (const s of set) {
+    expect.soft(Math.abs((counts.get(s) ?? 0) / n - s.weight / total), `share of ${s.id}`).toBeLessThan(tolerance);
+  }
+}
+
+/**
+ * The cases every balancer must pass (after Finagle's `P2CSuite`): empty set, exclusion of tried endpoints,
+ * weights, and updates. `make` gets a seeded rng, so a failure replays exactly.
+ */
+export function balancerContract(name: string, make: (rng: Rng) => Balancer): void {
+  describe(`${name} (balancer contract)`, () => {
+    const fresh = (seed = 42): Balancer => make(seededRng(seed));
+
+    it('returns undefined for an empty set', () => {
+      const b = fresh();
+      expect(b.pick([], request())).toBeUndefined();
+      b.update?.([]);
+      expect(b.pick([], request())).toBeUndefined();
+    });
+
+    it('returns the only endpoint of a single-endpoint set', () => {
+      const b = fresh();
+      const set = makeStates([3]);
+      b.update?.(set);
+      for (let i = 0; i < 100; i++) expect(b.pick(set, request())).toBe(set[0]);
+    });
+
+    it('returns undefined when every endpoint was tried', () => {
+      const b = fresh();
+      for (const weights of [[1], [1, 1], [1, 2, 5], Array.from({ length: 50 }, () => 1)]) {
+        const set = makeStates(weights);
+        b.update?.(set);
+        for (let i = 0; i < 20; i++) expect(b.pick(set, request(set))).toBeUndefined();
+      }
+    });
+
+    it('never returns a tried endpoint while others exist', () => {
+      const b = fresh();
+      const set = makeStates([1, 2, 5, 1, 3]);
+      b.update?.(set);
+      const tried = [set[2] as EndpointState, set[4] as EndpointState];
+      const counts = countPicks(b, set, 10_000, request(tried));
+      for (const t of tried) expect(counts.get(t)).toBe(0);
+      for (const s of set) if (!tried.includes(s)) expect(counts.get(s)).toBeGreaterThan(0);
+      // The last untried one is found even when all others were tried.
+      const allButOne = set.slice(1);
+      for (let i = 0; i < 100; i++) expect(b.pick(set, request(allButOne))).toBe(set[0]);
+    });
+
+    it('honours weights (1, 2, 5) under equal load', () => {
+      const b = fresh();
+      const set = makeStates([1, 2, 5]);
+      b.update?.(set);
+      expectShares(countPicks(b, set, 100_000), set, 0.02);
+    });
+
+    it('is stable across an update() that keeps the same endpoints', () => {
+      const b = fresh();
+      const set = makeStates([1, 2, 5]);
+      b.update?.(set);
+      countPicks(b, set, 1_000);
+      const same = [...set]; // a new array, the same states: what the endpoint set hands over
+      b.update?.(same);
+      const counts = countPicks(b, same, 100_000);
+      for (const s of set) expect(counts.get(s)).toBeGreaterThan(0);
+      expectShares(counts, set, 0.02);
+    });
+
+    it('follows an update() that changes the set', () => {
+      const b = fresh();
+      const set = makeStates([1, 1, 1]);
+      b.update?.(set);
+      countPicks(b, set, 1_000);
+      const added = makeStates([1], 'new')[0] as EndpointState;
+      const removed = set[1] as EndpointState;
+      const next = [set[0] as EndpointState, set[2] as EndpointState, added];
+      b.update?.(next);
+      const counts = countPicks(b, next, 30_000);
+      expect(counts.get(removed)).toBeUndefined();
+      for (const s of next) expect(counts.get(s)).toBeGreaterThan(0);
+      expectShares(counts, next, 0.02);
+    });
+
+    it('picks only from the candidates it is given', () => {
+      // The picker may pass a subset of the last update() (ejected or breaker-open endpoints left out).
+      const b = fresh();
+      const set = makeStates([1, 2, 5, 1]);
+      b.update?.(set);
+      const subset = [set[0] as EndpointState, set[3] as EndpointState];
+      const counts = countPicks(b, subset, 10_000);
+      expect([...counts.keys()].every((s) => subset.includes(s))).toBe(true);
+      expectShares(counts, subset, 0.02);
+    });
+  });
+}

@@ -1,0 +1,15 @@
+import { defineConfig } from 'tsup';
+
+// ESM only: Node >= 20.19 loads it from CommonJS through require(esm), and a dual build with this
+// stack breaks at runtime in ways publint and attw do not see.
+export default defineConfig({
+  entry: ['src/index.ts'],
+  format: ['esm'],
+  target: 'node20',
+  platform: 'node',
+  dts: true,
+  clean: true,
+  sourcemap: true,
+  splitting: false,
+  treeshake: true,
+});

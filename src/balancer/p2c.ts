@@ -28,7 +28,7 @@ const MAX_DRAWS = 8;
  * Returns `undefined` when every candidate was tried.
  *
  * O(1) and allocation-free in the usual case: draws are rejection-sampled against `maxWeight` (always
- * accepted when weights are equal); only after {@link MAX_DRAWS} rejections (most candidates tried, or very
+ * accepted when weights are equal); only after `MAX_DRAWS` (8) rejections (most candidates tried, or very
  * skewed weights) does it fall back to an exact O(n) weighted scan, which keeps the distribution exact.
  *
  * @param maxWeight an upper bound of the candidates' weights, cached by the caller (see {@link maxWeightOf});

@@ -44,6 +44,8 @@ export interface MeshEvents {
     readonly endpoints: readonly Endpoint[];
     readonly added: readonly Endpoint[];
     readonly removed: readonly Endpoint[];
+    /** Endpoints that stayed but whose weight, zone, tags or meta changed. */
+    readonly updated: readonly Endpoint[];
   };
   /** Discovery failed; `stale` is true when the last good list keeps serving. */
   'discovery-error': ServiceEvent & { readonly error: Error; readonly stale: boolean };

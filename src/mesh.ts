@@ -6,6 +6,7 @@ import type { Registry } from './discovery/registry.js';
 import { InvalidServiceNameError, MeshClosedError } from './errors.js';
 import type { MeshEventName, MeshEvents } from './events.js';
 import { MeshEmitter } from './observe/emitter.js';
+import { BreakerClock } from './resilience/breaker.js';
 import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
 import type { CallOptions, MeshOptions, Policy } from './options.js';
 import { buildRequest } from './request.js';
@@ -76,6 +77,7 @@ export function createMesh(options: MeshOptions): Mesh {
   const events = new MeshEmitter();
   const services = new Map<string, Service>();
   const attempts = new Set<Attempt>();
+  const breakerClock = new BreakerClock();
   let closed = false;
 
   const discovery = new DiscoveryCache(
@@ -86,13 +88,15 @@ export function createMesh(options: MeshOptions): Mesh {
         const svc = services.get(name);
         if (!svc) return;
         const first = !svc.ready;
-        const { added, removed } = svc.applyEndpoints(list);
-        if ((first || added.length > 0 || removed.length > 0) && events.has('discovery-update')) {
+        const { added, removed, updated } = svc.applyEndpoints(list);
+        const changed = added.length > 0 || removed.length > 0 || updated.length > 0;
+        if ((first || changed) && events.has('discovery-update')) {
           events.emit('discovery-update', {
             service: name,
             endpoints: list,
             added: added.map((s) => s.endpoint),
             removed: removed.map((s) => s.endpoint),
+            updated: updated.map((s) => s.endpoint),
           });
         }
       },
@@ -109,11 +113,8 @@ export function createMesh(options: MeshOptions): Mesh {
     if (svc === undefined) {
       const problem = serviceNameProblem(name);
       if (problem) throw new InvalidServiceNameError(String(name), problem);
-      svc = new Service(name, resolvePolicy(options.defaults, Object.hasOwn(overrides, name) ? overrides[name] : undefined), {
-        discovery,
-        clock,
-        rng,
-      });
+      const policy = resolvePolicy(options.defaults, Object.hasOwn(overrides, name) ? overrides[name] : undefined);
+      svc = new Service(name, policy, { discovery, clock, rng, events, breakerClock });
       services.set(name, svc);
     }
     return svc;
@@ -180,6 +181,8 @@ export function createMesh(options: MeshOptions): Mesh {
       closed = true;
       for (const attempt of [...attempts]) attempt.cancel(new MeshClosedError(attempt.service));
       discovery.close();
+      for (const svc of services.values()) svc.close();
+      breakerClock.close();
       events.removeAll();
       await registry.close?.();
     },

@@ -2,7 +2,14 @@ import type { PickRequest } from './balancer/balancer.js';
 import { Attempt, type AttemptEnd, type AttemptFn } from './attempt.js';
 import { DEFAULT_RETRY } from './defaults.js';
 import type { EndpointState } from './endpoint/endpoint-state.js';
-import { CallFailedError, MeshClosedError, NoEndpointsError, TimeoutError, type AttemptRecord } from './errors.js';
+import {
+  CallFailedError,
+  CircuitOpenError,
+  MeshClosedError,
+  NoEndpointsError,
+  TimeoutError,
+  type AttemptRecord,
+} from './errors.js';
 import type { MeshEmitter } from './observe/emitter.js';
 import type { Outcome, ResolvedRetry, Verdict } from './options.js';
 import { defaultClassify, isUnsent, outcomeLabel } from './resilience/classify.js';
@@ -37,6 +44,9 @@ export interface CallRequest {
  * with a Response, a TimeoutError, a CallFailedError or the caller's abort reason).
  */
 export class AttemptFailure extends Error {
+  /** Read by the endpoint's breaker: this rejection is a failure (an abort or a success-classified error is not). */
+  readonly countsAsFailure = true;
+
   constructor(
     readonly record: AttemptRecord,
     readonly state: EndpointState,
@@ -58,10 +68,15 @@ export function pickOrThrow(
   tried: readonly EndpointState[],
   req: CallRequest,
 ): EndpointState {
-  const request: PickRequest = { attempt, tried, hashKey: req.hashKey, now: env.clock.now() };
+  const now = env.clock.now();
+  svc.health.restoreDue(now);
+  const request: PickRequest = { attempt, tried, hashKey: req.hashKey, now, panic: svc.health.panic };
   const state = svc.pick(request);
-  if (state === undefined) throw new NoEndpointsError(svc.name);
-  return state;
+  if (state !== undefined) return state;
+  // Nothing to pick: fail fast, without touching the network.
+  if (svc.health.allOpen()) throw new CircuitOpenError(svc.name);
+  if (svc.endpoints.size === 0) throw new NoEndpointsError(svc.name);
+  throw new NoEndpointsError(svc.name, 'every endpoint is ejected or unavailable');
 }
 
 /**
@@ -87,7 +102,8 @@ export function runAttempt<T>(
     onAttemptEnd(env, svc, req, a, end, result),
   );
   env.attempts.add(attempt);
-  return attempt.run(fn);
+  const breaker = state.breaker;
+  return breaker === undefined ? attempt.run(fn) : breaker.fire(() => attempt.run(fn));
 }
 
 function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, end: AttemptEnd, result: unknown): void {
@@ -106,6 +122,7 @@ function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, 
     ? svc.policy.classify(outcome)
     : defaultClassify(outcome, req.retry === false ? DEFAULT_RETRY_ON : req.retry.retryOn);
   state.end(durationMs, verdict === 'success', now);
+  svc.health.record(state, verdict === 'success', now);
   if (verdict === 'success') {
     if (env.events.has('success')) {
       env.events.emit('success', { service: svc.name, endpoint: state.endpoint, attempt: a.attempt, durationMs });

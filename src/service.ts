@@ -7,13 +7,12 @@ import type { EndpointState } from './endpoint/endpoint-state.js';
 import { EndpointSet, type EndpointSetChange } from './endpoint/endpoint-set.js';
 import type { ResolvedPolicy } from './options.js';
 import { RetryBudget } from './resilience/budget.js';
-import type { Clock } from './util/clock.js';
 import type { Rng } from './util/random.js';
+import { ServiceHealth, type HealthDeps } from './service-health.js';
 
 /** Shared by every service of a mesh. */
-export interface ServiceDeps {
+export interface ServiceDeps extends HealthDeps {
   readonly discovery: DiscoveryCache;
-  readonly clock: Clock;
   readonly rng: Rng;
 }
 
@@ -25,6 +24,7 @@ export class Service {
   readonly endpoints: EndpointSet;
   readonly balancer: Balancer;
   readonly budget: RetryBudget | undefined;
+  readonly health: ServiceHealth;
   /** Calls in flight (the bulkhead counts these). */
   active = 0;
   /** Calls started, and how they ended. */
@@ -45,11 +45,16 @@ export class Service {
     this.balancer = createBalancer(policy.balancer, { rng: deps.rng });
     const budget = policy.retry === false ? false : policy.retry.budget;
     this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, deps.clock) : undefined;
+    this.health = new ServiceHealth(name, policy, deps, () => this.endpoints.states);
   }
 
   /** Takes a list from discovery; endpoints that stay keep their state. */
   applyEndpoints(list: readonly Endpoint[]): EndpointSetChange {
-    const change = this.endpoints.apply(list, this.deps.clock.now());
+    const now = this.deps.clock.now();
+    const change = this.endpoints.apply(list, now);
+    for (const state of change.added) this.health.attach(state, now);
+    for (const state of change.removed) this.health.detach(state);
+    this.health.changed();
     this.balancer.update?.(this.endpoints.states);
     this.ready = true;
     this.updatedAt = this.deps.clock.now();
@@ -77,7 +82,15 @@ export class Service {
     ));
   }
 
-  /** Chooses an endpoint, avoiding those tried in this call while another exists. */
+  /** Stops every breaker's timers (the mesh is closing). */
+  close(): void {
+    for (const state of this.endpoints.states) this.health.detach(state);
+  }
+
+  /**
+   * Chooses an endpoint, avoiding those tried in this call while another exists, and those whose breaker
+   * is open or that are ejected (outside panic).
+   */
   pick(request: PickRequest): EndpointState | undefined {
     const states = this.endpoints.states;
     const chosen = this.balancer.pick(states, request);

@@ -42,6 +42,10 @@ export function validateMeshOptions(options: MeshOptions): void {
     unknownKeys(d, new Set(['refreshMs', 'maxServices', 'resolveTimeoutMs']), 'discovery');
     positive(d.refreshMs, 'discovery.refreshMs');
     integer(d.maxServices, 'discovery.maxServices', 1);
+    if (d.maxServices !== undefined && d.maxServices > 1_000_000) {
+      // lru-cache allocates its arrays at full size up front
+      throw new TypeError('discovery.maxServices must be at most 1000000');
+    }
     positive(d.resolveTimeoutMs, 'discovery.resolveTimeoutMs');
   }
 }

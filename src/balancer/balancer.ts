@@ -10,15 +10,17 @@ export interface PickRequest {
   readonly hashKey?: string | undefined;
   /** Clock reading for this pick (balancers that read latency need it). */
   readonly now: number;
+  /** Panic mode: too few endpoints are healthy, so ejected ones are candidates again. */
+  readonly panic: boolean;
 }
 
 /**
  * Chooses an endpoint, synchronously. It never awaits, allocates little and sets no timer.
  * `undefined` means "nothing available", which the call step turns into an error.
  *
- * Candidates passed to `pick` are the endpoints that are currently eligible (not ejected, breaker not
- * open, or all of them in panic mode). The balancer itself must skip `request.tried`; when every candidate
- * was tried already it must return `undefined`, and the caller then decides whether to reuse one.
+ * Candidates passed to `pick` are all the service's endpoints. The balancer must pass over those
+ * {@link isExcluded} names (tried in this call, breaker open, ejected); when none is left it returns
+ * `undefined`, and the caller decides what that means (reuse a tried one, or fail fast).
  */
 export interface Balancer {
   readonly name: string;
@@ -27,8 +29,12 @@ export interface Balancer {
   pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined;
 }
 
-/** Whether `state` was already tried in this call (the list is a handful of entries at most). */
-export function wasTried(state: EndpointState, request: PickRequest): boolean {
+/**
+ * Whether a pick must pass `state` over: it was already tried in this call (a handful of entries at
+ * most), its breaker lets nothing through, or it is ejected and the service is not in panic.
+ */
+export function isExcluded(state: EndpointState, request: PickRequest): boolean {
+  if (!state.usable(request.panic)) return true;
   const tried = request.tried;
   for (let i = 0; i < tried.length; i++) if (tried[i] === state) return true;
   return false;

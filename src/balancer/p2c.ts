@@ -1,6 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { Rng } from '../util/random.js';
-import { wasTried, type PickRequest } from './balancer.js';
+import { isExcluded, type PickRequest } from './balancer.js';
 
 /**
  * "How to measure load" for {@link p2c}: the cost of sending one more request to `state`, per unit of weight
@@ -20,12 +20,12 @@ const MAX_DRAWS = 8;
  * (finagle-core `loadbalancer/p2c/P2CPick.scala` and, for weights, `aperture/WeightedP2CPick.scala`;
  * Mitzenmacher, "The Power of Two Choices", 2001).
  *
- * Draws two distinct untried candidates, each in proportion to its weight, and returns the one with the
+ * Draws two distinct eligible candidates (not excluded: see isExcluded), each in proportion to its weight, and returns the one with the
  * lower `load`. On a tie it returns the first draw, which is itself a weighted random choice: with equal load
  * the shares match the weights exactly, and with equal weights ties are broken uniformly at random.
  * (Finagle divides a raw load by weight instead; then at equal load the heavier endpoint wins every
  * comparison and gets more than its share. See {@link LoadFn}.)
- * Returns `undefined` when every candidate was tried.
+ * Returns `undefined` when every candidate is excluded.
  *
  * O(1) and allocation-free in the usual case: draws are rejection-sampled against `maxWeight` (always
  * accepted when weights are equal); only after `MAX_DRAWS` (8) rejections (most candidates tried, or very
@@ -69,7 +69,7 @@ export function maxWeightOf(endpoints: readonly EndpointState[]): number {
 }
 
 /**
- * Index of an untried candidate other than `skip` (-1 for none), drawn in proportion to weight:
+ * Index of an eligible candidate other than `skip` (-1 for none), drawn in proportion to weight:
  * a uniform index among the others, accepted with probability weight / bound.
  */
 function draw(
@@ -85,20 +85,20 @@ function draw(
     let i = Math.floor(rng() * m);
     if (skip >= 0 && i >= skip) i++;
     const s = endpoints[i] as EndpointState;
-    if (wasTried(s, request)) continue;
+    if (isExcluded(s, request)) continue;
     const w = s.weight;
     if (w >= bound || rng() * bound < w) return i;
   }
   return scan(endpoints, request, rng, skip);
 }
 
-/** Exact O(n) weighted draw over the untried candidates other than `skip`; uniform if all weigh 0. */
+/** Exact O(n) weighted draw over the eligible candidates (not excluded: see isExcluded) other than `skip`; uniform if all weigh 0. */
 function scan(endpoints: readonly EndpointState[], request: PickRequest, rng: Rng, skip: number): number {
   let total = 0;
   let count = 0;
   for (let i = 0; i < endpoints.length; i++) {
     const s = endpoints[i] as EndpointState;
-    if (i === skip || wasTried(s, request)) continue;
+    if (i === skip || isExcluded(s, request)) continue;
     count++;
     if (s.weight > 0) total += s.weight;
   }
@@ -108,7 +108,7 @@ function scan(endpoints: readonly EndpointState[], request: PickRequest, rng: Rn
   let last = -1;
   for (let i = 0; i < endpoints.length; i++) {
     const s = endpoints[i] as EndpointState;
-    if (i === skip || wasTried(s, request)) continue;
+    if (i === skip || isExcluded(s, request)) continue;
     const w = weighted ? s.weight : 1;
     if (!(w > 0)) continue;
     last = i;

@@ -1,6 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { Rng } from '../util/random.js';
-import { wasTried, type Balancer, type PickRequest } from './balancer.js';
+import { isExcluded, type Balancer, type PickRequest } from './balancer.js';
 
 /**
  * Weighted random: each untried candidate is chosen with probability weight ÷ total weight.
@@ -20,7 +20,7 @@ export class RandomBalancer implements Balancer {
     let count = 0;
     for (let i = 0; i < endpoints.length; i++) {
       const s = endpoints[i] as EndpointState;
-      if (wasTried(s, request)) continue;
+      if (isExcluded(s, request)) continue;
       count++;
       if (s.weight > 0) total += s.weight;
     }
@@ -31,7 +31,7 @@ export class RandomBalancer implements Balancer {
     for (let i = 0; i < endpoints.length; i++) {
       const s = endpoints[i] as EndpointState;
       const w = weighted ? s.weight : 1;
-      if (!(w > 0) || wasTried(s, request)) continue;
+      if (!(w > 0) || isExcluded(s, request)) continue;
       last = s;
       r -= w;
       if (r < 0) return s;

@@ -1,6 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { Rng } from '../util/random.js';
-import { wasTried, type Balancer, type PickRequest } from './balancer.js';
+import { isExcluded, type Balancer, type PickRequest } from './balancer.js';
 
 /** nginx's `current_weight` of one peer; an object, so that the aligned view can share it by reference. */
 interface Slot {
@@ -102,14 +102,14 @@ export class RoundRobinBalancer implements Balancer {
     const view = this.view;
     const slots = this.viewSlots;
     const n = view.length;
-    const skipTried = request !== undefined && request.tried.length > 0;
+    
     let i = Math.floor(this.rotation * n);
     let best: Slot | undefined;
     let bestIndex = -1;
     let total = 0;
     for (let k = 0; k < n; k++, i = i + 1 === n ? 0 : i + 1) {
       const state = view[i] as EndpointState;
-      if (skipTried && wasTried(state, request)) continue;
+      if (request !== undefined && isExcluded(state, request)) continue;
       const slot = slots[i] as Slot;
       slot.current += state.weight;
       total += state.weight;

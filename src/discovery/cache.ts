@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Endpoint } from '../endpoint/endpoint.js';
-import { DiscoveryError } from '../errors.js';
+import { DiscoveryError, MeshClosedError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Registry } from './registry.js';
 
@@ -18,17 +18,33 @@ export interface DiscoveryCacheOptions {
   readonly clock: Clock;
 }
 
+/** First retry after a failed refresh; it doubles per failure up to `refreshMs` (grpc-js's resolver backs off from 1 s). */
+/** How long an empty list is served before asking again. */
+const EMPTY_TTL_MS = 1_000;
+const RETRY_BASE_MS = 1_000;
+/** setTimeout's limit; a longer delay would fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** One watch: `stop` arrives once `registry.watch` returns; `active` goes false when it is stopped. */
+interface Watch {
+  active: boolean;
+  stop: (() => void) | undefined;
+}
+
 /**
  * The discovery cache, on lru-cache's `fetch`:
  * - single-flight: concurrent loads of one service share one `resolve()`;
  * - TTL refresh: a list older than `refreshMs` is served while one background refresh runs;
- * - stale-on-error: a failed refresh keeps the last good list (and reports the error);
+ * - stale-on-error: a failed refresh keeps the last good list, reports the error, and is retried after a
+ *   backoff (1 s, 2 s, 4 s ... up to `refreshMs`), so a failing registry is not asked again on every call;
  * - push: when the registry has `watch`, the first good list starts a watch, and its updates replace
  *   the list without expiry until the service is evicted or the cache is closed.
  */
 export class DiscoveryCache {
   private readonly lru: LRUCache<string, readonly Endpoint[]>;
-  private readonly unwatch = new Map<string, () => void>();
+  private readonly watches = new Map<string, Watch>();
+  /** Consecutive failed refreshes per service (only while a stale list serves), for the backoff. */
+  private readonly failures = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -36,107 +52,221 @@ export class DiscoveryCache {
     private readonly options: DiscoveryCacheOptions,
     private readonly listener: DiscoveryListener,
   ) {
+    const clock = options.clock;
+    // lru-cache reads a start time of 0 as "no TTL", and a fake or injected clock may well read 0 (vitest's
+    // fake performance.now() starts there), so entries would never expire: shift the clock to start at 1.
+    const origin = clock.now();
     this.lru = new LRUCache<string, readonly Endpoint[]>({
       max: options.maxServices,
-      ttl: options.refreshMs,
-      perf: options.clock,
+      ttl: wholeMs(options.refreshMs),
+      perf: { now: () => clock.now() - origin + 1 },
+      // Read the clock on every check: the default (1 ms) caches it behind a setTimeout per millisecond,
+      // which costs a timer on the call path and lets an injected clock's jumps go unseen.
+      ttlResolution: 0,
       allowStale: true,
-      allowStaleOnFetchRejection: true,
-      noDeleteOnFetchRejection: true,
-      fetchMethod: (service, _stale, { signal, options: setOptions }) => this.resolve(service, signal, setOptions),
+      // A fetch that lru-cache aborts because a watch update replaced it still hands its list to its
+      // awaiters (the newer pushed list stays in the cache). Evictions and close() are raced in resolve().
+      ignoreFetchAbort: true,
+      fetchMethod: (service, stale, { signal, options: setOptions }) => this.resolve(service, stale, signal, setOptions),
       disposeAfter: (_value, service, reason) => {
-        if (reason === 'evict' || reason === 'delete') this.stopWatch(service);
+        if (reason === 'set') return;
+        this.stopWatch(service);
+        this.failures.delete(service);
       },
     });
   }
 
   /**
-   * The endpoints of `service`: cached when fresh, else one shared `resolve()`. A refresh that fails
-   * resolves with the stale list; with nothing cached it rejects with a {@link DiscoveryError}.
+   * The endpoints of `service`: cached when fresh, else one shared `resolve()`. A stale list is returned
+   * at once while one background refresh runs. With nothing cached, a failure rejects with a
+   * {@link DiscoveryError}; after {@link close}, loads reject with a `MeshClosedError`.
    */
   async load(service: string): Promise<readonly Endpoint[]> {
-    if (this.closed) throw new DiscoveryError(service, 'the mesh is closed');
-    const list = await this.lru.fetch(service);
+    if (this.closed) throw new MeshClosedError(service);
+    let list: readonly Endpoint[] | undefined;
+    try {
+      list = await this.lru.fetch(service);
+    } catch (cause) {
+      if (this.closed) throw new MeshClosedError(service);
+      throw toDiscoveryError(service, cause);
+    }
+    if (this.closed) throw new MeshClosedError(service);
     if (list === undefined) throw new DiscoveryError(service, 'the registry returned nothing');
     return list;
   }
 
-  /** Whether the cached list of `service` is past its TTL (false while a watch keeps it current). */
+  /** Whether the cached list of `service` is missing or past its TTL (never while a watch keeps it current). */
   isStale(service: string): boolean {
     return this.lru.getRemainingTTL(service) <= 0;
   }
 
+  /** Whether a watch of `service` is running. */
+  isWatched(service: string): boolean {
+    return this.watches.has(service);
+  }
+
+  /** Stops every watch and drops every list; later loads reject. Refreshes in flight are abandoned. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
-    for (const service of [...this.unwatch.keys()]) this.stopWatch(service);
+    for (const service of [...this.watches.keys()]) this.stopWatch(service);
+    this.failures.clear();
     this.lru.clear();
   }
 
+  /** lru-cache's fetchMethod: one `registry.resolve()` (shared by every concurrent load of `service`). */
   private async resolve(
     service: string,
+    stale: readonly Endpoint[] | undefined,
     signal: AbortSignal,
     setOptions: { ttl?: number },
   ): Promise<readonly Endpoint[]> {
-    const stale = this.lru.peek(service, { allowStale: true }) !== undefined;
     let list: readonly Endpoint[];
-    // Our own deadline: a registry that never answers must not hold the single flight forever.
-    const deadline = new AbortController();
-    const timer = setTimeout(() => {
-      deadline.abort(new Error(`resolve() took longer than ${this.options.resolveTimeoutMs} ms`));
-    }, this.options.resolveTimeoutMs);
     try {
-      const both = AbortSignal.any([signal, deadline.signal]);
-      list = await Promise.race([this.registry.resolve(service, { signal: both }), rejectOnAbort(both)]);
-      if (!Array.isArray(list)) throw new TypeError('resolve() must return an array of endpoints');
+      list = await this.callRegistry(service, signal);
+      assertEndpoints(list, 'resolve()');
     } catch (cause) {
-      const error =
-        cause instanceof DiscoveryError
-          ? cause
-          : new DiscoveryError(service, cause instanceof Error ? cause.message : String(cause), { cause });
-      this.listener.error(service, error, stale);
-      throw error;
-    } finally {
-      clearTimeout(timer);
+      // Aborted by the cache itself: no registry failure to report. A watch update that replaced this
+      // fetch left a newer list to hand out; close() and eviction leave nothing.
+      if (this.closed) throw toDiscoveryError(service, cause);
+      if (signal.aborted) {
+        const replacement = this.lru.peek(service, { allowStale: true });
+        if (replacement !== undefined) return replacement;
+        throw toDiscoveryError(service, cause);
+      }
+      const error = toDiscoveryError(service, cause);
+      if (stale === undefined) {
+        this.listener.error(service, error, false);
+        throw error;
+      }
+      // Stale-on-error: the last good list is stored again, with a short TTL that sets when to retry.
+      const failures = (this.failures.get(service) ?? 0) + 1;
+      this.failures.set(service, failures);
+      setOptions.ttl = wholeMs(Math.min(this.options.refreshMs, RETRY_BASE_MS * 2 ** Math.min(failures - 1, 30)));
+      this.listener.error(service, error, true);
+      return stale;
     }
-    if (this.closed) return list;
+    this.failures.delete(service);
+    if (this.closed || signal.aborted) return list;
+    // Report before a watch starts: a watch may push a newer list synchronously, and that one must win.
     this.listener.update(service, list);
-    if (this.registry.watch && !this.unwatch.has(service)) this.startWatch(service);
-    if (this.unwatch.has(service)) setOptions.ttl = 0; // pushed updates keep it current: no expiry
+    if (this.registry.watch && !this.watches.has(service)) this.startWatch(service);
+    if (this.watches.has(service)) setOptions.ttl = 0; // pushed updates keep it current: no expiry
+    // An empty answer is cached briefly (negative caching, as DNS does): the service may appear soon.
+    else if (list.length === 0) setOptions.ttl = wholeMs(Math.min(this.options.refreshMs, EMPTY_TTL_MS));
     return list;
   }
 
+  /** `registry.resolve()` bounded by our own deadline: a registry that never answers must not hold the flight. */
+  private async callRegistry(service: string, signal: AbortSignal): Promise<readonly Endpoint[]> {
+    const timeoutMs = this.options.resolveTimeoutMs;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => {
+      deadline.abort(new Error(`resolve() took longer than ${timeoutMs} ms`));
+    }, Math.min(Math.max(0, timeoutMs), MAX_TIMER_MS));
+    const both = AbortSignal.any([signal, deadline.signal]);
+    try {
+      return await raceAbort(Promise.resolve(this.registry.resolve(service, { signal: both })), both);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private startWatch(service: string): void {
-    this.unwatch.set(service, noop); // a watch may call back before it returns
-    const stop = this.registry.watch!(
-      service,
-      (list) => {
-        if (this.closed || !this.unwatch.has(service)) return;
-        this.lru.set(service, list, { ttl: 0 });
-        this.listener.update(service, list);
-      },
-      (cause) => {
-        if (this.closed) return;
-        const error = cause instanceof DiscoveryError ? cause : new DiscoveryError(service, cause.message, { cause });
-        this.listener.error(service, error, this.lru.peek(service, { allowStale: true }) !== undefined);
-      },
-    );
-    this.unwatch.set(service, stop);
+    const watch: Watch = { active: true, stop: undefined };
+    this.watches.set(service, watch); // a watch may call back before it returns
+    const current = (): boolean => watch.active && !this.closed;
+    try {
+      watch.stop = this.registry.watch!(
+        service,
+        (list) => {
+          if (!current()) return;
+          try {
+            assertEndpoints(list, 'watch()');
+          } catch (cause) {
+            this.listener.error(service, toDiscoveryError(service, cause), true);
+            return;
+          }
+          this.failures.delete(service);
+          this.lru.set(service, list, { ttl: 0 });
+          this.listener.update(service, list);
+        },
+        (cause) => {
+          if (!current()) return;
+          const stale = this.lru.peek(service, { allowStale: true }) !== undefined;
+          this.listener.error(service, toDiscoveryError(service, cause), stale);
+        },
+      );
+    } catch (cause) {
+      // No push then: the list keeps its TTL, and the next refresh tries to watch again.
+      if (this.watches.get(service) === watch) this.watches.delete(service);
+      watch.active = false;
+      this.listener.error(service, toDiscoveryError(service, cause), true);
+      return;
+    }
+    if (!watch.active) watch.stop?.(); // stopped while it was starting
   }
 
   private stopWatch(service: string): void {
-    const stop = this.unwatch.get(service);
-    if (!stop) return;
-    this.unwatch.delete(service);
-    stop();
+    const watch = this.watches.get(service);
+    if (!watch) return;
+    this.watches.delete(service);
+    watch.active = false;
+    watch.stop?.();
   }
 }
 
-const noop = (): void => {};
+function toDiscoveryError(service: string, cause: unknown): DiscoveryError {
+  if (cause instanceof DiscoveryError) return cause;
+  return new DiscoveryError(service, cause instanceof Error ? cause.message : String(cause), { cause });
+}
 
-/** A promise that rejects with the signal's reason once it aborts (never resolves). */
-function rejectOnAbort(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+/** lru-cache wants whole, positive milliseconds for a TTL. */
+function wholeMs(ms: number): number {
+  return Math.max(1, Math.ceil(ms));
+}
+
+/** Settles as `promise`, or rejects with the signal's reason once it aborts; leaves no listener behind. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
   });
+}
+
+/**
+ * Checks what a registry handed back against the {@link Endpoint} shape, so that a broken adapter fails
+ * discovery (and the last good list keeps serving) instead of failing calls later. Throws a `TypeError`
+ * naming the entry.
+ */
+export function assertEndpoints(list: unknown, from: string): asserts list is readonly Endpoint[] {
+  if (!Array.isArray(list)) throw new TypeError(`${from} must return an array of endpoints`);
+  for (let i = 0; i < list.length; i++) {
+    const problem = endpointProblem(list[i]);
+    if (problem) throw new TypeError(`${from} returned an invalid endpoint at [${i}]: ${problem} (toEndpoint() builds one)`);
+  }
+}
+
+function endpointProblem(e: unknown): string | undefined {
+  if (e === null || typeof e !== 'object') return 'not an object';
+  const { id, host, port, weight, zone, tags, meta } = e as Record<string, unknown>;
+  if (typeof id !== 'string' || id === '') return 'id must be a non-empty string';
+  if (typeof host !== 'string' || host === '') return 'host must be a non-empty string';
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return 'port must be an integer from 1 to 65535';
+  if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) return 'weight must be a finite number > 0';
+  if (zone !== undefined && typeof zone !== 'string') return 'zone must be a string';
+  if (!Array.isArray(tags)) return 'tags must be an array';
+  if (meta === null || typeof meta !== 'object') return 'meta must be an object';
+  return undefined;
 }

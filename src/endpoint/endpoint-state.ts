@@ -1,4 +1,6 @@
 import type { Endpoint } from './endpoint.js';
+import type { EndpointBreaker } from '../resilience/breaker.js';
+import type { OutlierDetector } from '../resilience/outlier.js';
 import { PeakEwma } from '../util/ewma.js';
 
 /** Tuning shared by every endpoint of a service. */
@@ -26,6 +28,10 @@ export class EndpointState {
   readonly latency: PeakEwma;
   /** Set when discovery dropped the endpoint; in-flight attempts still finish and record. */
   removed = false;
+  /** Its circuit breaker (absent when the policy turns breakers off). */
+  breaker: EndpointBreaker | undefined;
+  /** Its outlier detector (absent when the policy turns ejection off). */
+  outlier: OutlierDetector | undefined;
 
   constructor(
     public endpoint: Endpoint,
@@ -40,9 +46,19 @@ export class EndpointState {
     return this.endpoint.id;
   }
 
-  /** Whether a balancer may choose this endpoint now (breakers and ejection refine this). */
-  get available(): boolean {
-    return true;
+  /**
+   * Whether a balancer may choose it now: its breaker lets a request through (closed, or half-open with
+   * the probe not yet taken), and it is not ejected, unless the service is in panic.
+   */
+  usable(panic: boolean): boolean {
+    const b = this.breaker;
+    if (b !== undefined && !b.allowsRequest) return false;
+    return panic || this.outlier === undefined || !this.outlier.ejected;
+  }
+
+  /** Healthy for the panic threshold: breaker not open and not ejected. */
+  get healthy(): boolean {
+    return !(this.breaker?.isOpen ?? false) && !(this.outlier?.ejected ?? false);
   }
 
   /** Takes a newer description of the same endpoint (weight, tags or zone may change). */

@@ -26,6 +26,8 @@ export interface ServiceSnapshot {
   readonly failedCalls: number;
   /** Retries the budget allows now; null when the budget is off. */
   readonly retryBudget: number | null;
+  /** Too few endpoints are healthy: ejected ones are balanced over too. */
+  readonly panic: boolean;
   /** Milliseconds since the last good endpoint list. */
   readonly discoveryAgeMs: number | null;
   readonly endpoints: readonly EndpointSnapshot[];
@@ -46,6 +48,7 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
       calls: svc.calls,
       failedCalls: svc.callFailures,
       retryBudget: svc.budget ? svc.budget.balance : null,
+      panic: svc.health.panic,
       discoveryAgeMs: svc.ready ? Math.round(now - svc.updatedAt) : null,
       endpoints: svc.endpoints.states.map((s) => ({
         id: s.id,
@@ -58,8 +61,8 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
         requests: s.requests,
         successes: s.successes,
         failures: s.failures,
-        breaker: 'off',
-        ejected: false,
+        breaker: s.breaker ? s.breaker.state : 'off',
+        ejected: s.outlier?.ejected ?? false,
       })),
     };
   }

@@ -18,7 +18,7 @@ export function makeStates(weights: readonly number[], prefix = 'e'): EndpointSt
 
 /** A pick request for a first attempt, or a retry that excludes `tried`. */
 export function request(tried: readonly EndpointState[] = [], now = 0): PickRequest {
-  return { attempt: tried.length + 1, tried, now };
+  return { attempt: tried.length + 1, tried, now, panic: false };
 }
 
 /** How often each state was picked over `n` picks; fails the test on `undefined`. */

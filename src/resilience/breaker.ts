@@ -1,0 +1,99 @@
+import { EventEmitter } from 'node:events';
+import CircuitBreaker from 'opossum';
+import type { BreakerPolicy } from '../options.js';
+
+/** A breaker's state as the mesh reports it. */
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** opossum splits its rolling window into this many buckets (its default). */
+const BUCKETS = 10;
+
+/**
+ * One shared bucket-rotation clock per rolling-window length, so 10,000 endpoints run one interval
+ * instead of 20,000 (opossum's `rotateBucketController`). Its intervals are unref'd and stop on `close()`.
+ */
+export class BreakerClock {
+  private readonly controllers = new Map<number, { emitter: EventEmitter; timer: ReturnType<typeof setInterval> }>();
+
+  controller(rollingWindowMs: number): EventEmitter {
+    let c = this.controllers.get(rollingWindowMs);
+    if (c === undefined) {
+      const emitter = new EventEmitter();
+      emitter.setMaxListeners(0); // one listener per breaker
+      const timer = setInterval(() => emitter.emit('rotate'), Math.max(1, Math.floor(rollingWindowMs / BUCKETS)));
+      timer.unref?.();
+      c = { emitter, timer };
+      this.controllers.set(rollingWindowMs, c);
+    }
+    return c.emitter;
+  }
+
+  close(): void {
+    for (const c of this.controllers.values()) clearInterval(c.timer);
+    this.controllers.clear();
+  }
+}
+
+/** What counts as a failure for the breaker: set by the call step on the promise it fires. */
+export interface BreakerOutcome {
+  readonly countsAsFailure: boolean;
+}
+
+/**
+ * An opossum circuit breaker for one endpoint, configured as DESIGN.md says: percentiles and snapshots
+ * off, the shared rotation clock, `timeout: false` (our AbortSignal times attempts out), and opossum's
+ * own abort controller unused (it would abort every call in flight on that breaker at once).
+ *
+ * Half-open lets exactly one probe through (opossum's `pendingClose`): the probe's outcome closes or
+ * reopens it. Only rejections carrying `countsAsFailure: true` count as failures; the caller's abort or
+ * an error the policy classifies as a success does not trip it.
+ */
+export class EndpointBreaker {
+  private readonly cb: CircuitBreaker<[() => Promise<unknown>], unknown>;
+
+  constructor(
+    policy: Required<BreakerPolicy>,
+    clock: BreakerClock,
+    onChange: (state: BreakerState) => void,
+  ) {
+    this.cb = new CircuitBreaker((run: () => Promise<unknown>) => run(), {
+      timeout: false,
+      errorThresholdPercentage: policy.errorThresholdPercentage,
+      volumeThreshold: policy.volumeThreshold,
+      resetTimeout: policy.resetTimeoutMs,
+      rollingCountTimeout: policy.rollingWindowMs,
+      rollingCountBuckets: BUCKETS,
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
+      rotateBucketController: clock.controller(policy.rollingWindowMs),
+      errorFilter: (error: unknown) => !(error as Partial<BreakerOutcome> | undefined)?.countsAsFailure,
+    });
+    this.cb.on('open', () => onChange('open'));
+    this.cb.on('halfOpen', () => onChange('half-open'));
+    this.cb.on('close', () => onChange('closed'));
+  }
+
+  get state(): BreakerState {
+    if (this.cb.closed) return 'closed';
+    return this.cb.halfOpen ? 'half-open' : 'open';
+  }
+
+  /** Whether an attempt may start now: closed, or half-open with its one probe not yet taken. */
+  get allowsRequest(): boolean {
+    return this.cb.closed || this.cb.pendingClose;
+  }
+
+  /** Whether the breaker is open (not half-open): the endpoint counts as unhealthy. */
+  get isOpen(): boolean {
+    return this.cb.opened;
+  }
+
+  fire(run: () => Promise<unknown>): Promise<unknown> {
+    return this.cb.fire(run);
+  }
+
+  /** Stops its timers; called when the endpoint leaves discovery or the mesh closes. */
+  shutdown(): void {
+    this.cb.shutdown();
+  }
+}

@@ -1,0 +1,62 @@
+import type { OutlierPolicy } from '../options.js';
+
+/**
+ * Passive outlier detection for one endpoint, after Envoy's `consecutive_5xx` detector: after
+ * `consecutiveFailures` failures in a row it asks to be ejected; an ejection lasts
+ * `baseEjectionMs × times ejected`, capped at `maxEjectionMs`. The multiplier comes down by one for each
+ * `baseEjectionMs` the endpoint then stays in service, as Envoy's does.
+ */
+export type OutlierState =
+  | { readonly kind: 'active'; readonly failures: number; readonly timesEjected: number; readonly since: number }
+  | { readonly kind: 'ejected'; readonly until: number; readonly timesEjected: number };
+
+export class OutlierDetector {
+  state: OutlierState;
+
+  constructor(
+    private readonly policy: Required<OutlierPolicy>,
+    now: number,
+  ) {
+    this.state = { kind: 'active', failures: 0, timesEjected: 0, since: now };
+  }
+
+  get ejected(): boolean {
+    return this.state.kind === 'ejected';
+  }
+
+  /** Records an attempt's verdict. Returns true when the endpoint has now earned an ejection. */
+  record(ok: boolean): boolean {
+    const s = this.state;
+    if (s.kind !== 'active') return false;
+    if (ok) {
+      if (s.failures !== 0) this.state = { ...s, failures: 0 };
+      return false;
+    }
+    this.state = { ...s, failures: s.failures + 1 };
+    return s.failures + 1 >= this.policy.consecutiveFailures;
+  }
+
+  /** Ejects the endpoint; returns how long for. */
+  eject(now: number): number {
+    const s = this.state;
+    if (s.kind !== 'active') return 0;
+    const healthyPeriods = Math.floor((now - s.since) / this.policy.baseEjectionMs);
+    const times = Math.max(0, s.timesEjected - healthyPeriods) + 1;
+    const duration = Math.min(this.policy.baseEjectionMs * times, this.policy.maxEjectionMs);
+    this.state = { kind: 'ejected', until: now + duration, timesEjected: times };
+    return duration;
+  }
+
+  /** Brings an ejected endpoint back when its time is up; returns true if it did. */
+  restoreIfDue(now: number): boolean {
+    const s = this.state;
+    if (s.kind !== 'ejected' || now < s.until) return false;
+    this.state = { kind: 'active', failures: 0, timesEjected: s.timesEjected, since: now };
+    return true;
+  }
+
+  /** When an ejected endpoint is due back (Infinity when active). */
+  get dueAt(): number {
+    return this.state.kind === 'ejected' ? this.state.until : Infinity;
+  }
+}

@@ -1,7 +1,16 @@
 import type { AttemptFn } from './attempt.js';
 import { BulkheadFullError, MeshClosedError, TimeoutError } from './errors.js';
 import { retryAfterFailure } from './resilience/retry.js';
-import { AttemptFailure, finish, pickOrThrow, runAttempt, type CallEnv, type CallRequest } from './run-attempt.js';
+import { runHedged } from './resilience/hedge.js';
+import {
+  AttemptFailure,
+  CallProgress,
+  finish,
+  pickOrThrow,
+  runAttempt,
+  type CallEnv,
+  type CallRequest,
+} from './run-attempt.js';
 import type { Service } from './service.js';
 
 const NO_TRIES: readonly never[] = [];
@@ -27,15 +36,19 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
     // 2. Endpoints: only a cold cache waits for the registry, and that wait honours abort and deadline.
     const loading = svc.prepare();
     if (loading !== undefined) await waitFor(loading, signal, deadline - env.clock.now(), svc.name, req.totalMs);
-    // 3-6. Pick, attempt, classify, record.
+    // 3-6. Pick, attempt, classify, record. Without a hedge the first attempt allocates no progress record.
     const state = pickOrThrow(env, svc, 1, NO_TRIES, req);
+    let progress: CallProgress | undefined;
     try {
-      return (await runAttempt(env, svc, fn, req, state, 1, deadline)) as T;
+      if (req.hedge === false) return (await runAttempt(env, svc, fn, req, state, 1, deadline)) as T;
+      progress = new CallProgress();
+      return (await runHedged(env, svc, fn, req, req.hedge, state, deadline, progress)) as T;
     } catch (error) {
       if (!(error instanceof AttemptFailure)) throw error;
+      progress ??= CallProgress.after(error);
       // 7. Retry: a retryable failure hands over to p-retry; anything else ends the call here.
-      if (!error.retryable) return finish(svc, error, [error.record]) as T;
-      return (await retryAfterFailure(env, svc, fn, req, error, deadline)) as T;
+      if (!error.retryable) return finish(svc, error, progress.records()) as T;
+      return (await retryAfterFailure(env, svc, fn, req, progress, deadline)) as T;
     }
   } catch (error) {
     svc.callFailures++;

@@ -6,10 +6,8 @@ export interface AttemptRecord {
   /** The endpoint's id (`host:port` unless the registry gave another). */
   readonly endpoint: string;
   readonly durationMs: number;
-  /** `'success'`, or why it failed: an HTTP status, an error code or an error name. */
+  /** Why it failed: an HTTP status, an error code or an error name. */
   readonly outcome: string;
-  /** True when this attempt was a hedge rather than a retry. */
-  readonly hedge?: boolean;
 }
 
 /** Every error the mesh makes extends this. `code` is stable; `message` is for people. */

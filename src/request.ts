@@ -1,5 +1,6 @@
 import type { CallOptions, ResolvedRetry, RetryPolicy } from './options.js';
-import { resolveRetry } from './defaults.js';
+import { resolveHedge, resolveRetry } from './defaults.js';
+import { LatencyWindow } from './resilience/latency-window.js';
 import type { CallRequest } from './run-attempt.js';
 import type { Service } from './service.js';
 import { validateHedge, validateRetry, validateTimeout } from './validate.js';
@@ -29,6 +30,7 @@ export function buildRequest(
         attemptMs: policy.timeout.attemptMs,
         totalMs: policy.timeout.totalMs,
         retry: policy.retry,
+        hedge: false, // not idempotent: never hedged
         http: false,
       });
       plainCalls.set(svc, cached);
@@ -43,11 +45,15 @@ export function buildRequest(
   if (o.idempotent !== undefined && typeof o.idempotent !== 'boolean') {
     throw new TypeError('options.idempotent must be a boolean');
   }
+  const idempotent = o.idempotent ?? methodIdempotent;
+  const hedge = o.hedge === undefined ? policy.hedge : resolveHedge(o.hedge);
+  if (hedge !== false && hedge.delayMs === 'p95') svc.latencyWindow ??= new LatencyWindow();
   return {
     signal: o.signal ?? undefined,
     hashKey: o.hashKey,
-    idempotent: o.idempotent ?? methodIdempotent,
+    idempotent,
     replayable,
+    hedge: idempotent && replayable ? hedge : false,
     attemptMs: o.timeout?.attemptMs ?? policy.timeout.attemptMs,
     totalMs: o.timeout?.totalMs ?? policy.timeout.totalMs,
     retry: o.retry === undefined ? policy.retry : overrideRetry(policy.retry, o.retry),

@@ -35,8 +35,39 @@ export interface CallRequest {
   readonly attemptMs: number;
   readonly totalMs: number;
   readonly retry: false | ResolvedRetry;
+  /** Hedging, already limited to idempotent, replayable requests; false otherwise. */
+  readonly hedge: false | ResolvedHedge;
   /** Whether a resolved value is an HTTP `Response` to classify by status. */
   readonly http: boolean;
+}
+
+/** A hedge policy with its defaults filled in. */
+export interface ResolvedHedge {
+  readonly delayMs: number | 'p95';
+  readonly maxAttempts: number;
+}
+
+/**
+ * What one call has done so far, kept once it needs more than one attempt (retry or hedge): the
+ * endpoints it tried, its failed attempts (for `MeshError.attempts`) and how many attempts it started.
+ */
+export class CallProgress {
+  readonly tried: EndpointState[] = [];
+  readonly failures: AttemptFailure[] = [];
+  started = 0;
+
+  /** The progress of a call whose single first attempt failed. */
+  static after(first: AttemptFailure): CallProgress {
+    const progress = new CallProgress();
+    progress.tried.push(first.state);
+    progress.failures.push(first);
+    progress.started = 1;
+    return progress;
+  }
+
+  records(): AttemptRecord[] {
+    return this.failures.map((f) => f.record);
+  }
 }
 
 /**
@@ -92,6 +123,7 @@ export function runAttempt<T>(
   state: EndpointState,
   attemptNo: number,
   deadline: number,
+  group?: Attempt[],
 ): Promise<unknown> {
   if (env.isClosed()) return Promise.reject(new MeshClosedError(svc.name));
   state.begin();
@@ -102,6 +134,7 @@ export function runAttempt<T>(
     onAttemptEnd(env, svc, req, a, end, result),
   );
   env.attempts.add(attempt);
+  group?.push(attempt);
   const breaker = state.breaker;
   return breaker === undefined ? attempt.run(fn) : breaker.fire(() => attempt.run(fn));
 }
@@ -124,6 +157,7 @@ function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, 
   state.end(durationMs, verdict === 'success', now);
   svc.health.record(state, verdict === 'success', now);
   if (verdict === 'success') {
+    svc.latencyWindow?.add(durationMs);
     if (env.events.has('success')) {
       env.events.emit('success', { service: svc.name, endpoint: state.endpoint, attempt: a.attempt, durationMs });
     }

@@ -7,6 +7,7 @@ import type { EndpointState } from './endpoint/endpoint-state.js';
 import { EndpointSet, type EndpointSetChange } from './endpoint/endpoint-set.js';
 import type { ResolvedPolicy } from './options.js';
 import { RetryBudget } from './resilience/budget.js';
+import { LatencyWindow } from './resilience/latency-window.js';
 import type { Rng } from './util/random.js';
 import { ServiceHealth, type HealthDeps } from './service-health.js';
 
@@ -25,6 +26,8 @@ export class Service {
   readonly balancer: Balancer;
   readonly budget: RetryBudget | undefined;
   readonly health: ServiceHealth;
+  /** Recent latencies, kept only when a hedge delay of `'p95'` needs them. */
+  latencyWindow: LatencyWindow | undefined;
   /** Calls in flight (the bulkhead counts these). */
   active = 0;
   /** Calls started, and how they ended. */
@@ -46,6 +49,7 @@ export class Service {
     const budget = policy.retry === false ? false : policy.retry.budget;
     this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, deps.clock) : undefined;
     this.health = new ServiceHealth(name, policy, deps, () => this.endpoints.states);
+    if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow = new LatencyWindow();
   }
 
   /** Takes a list from discovery; endpoints that stay keep their state. */
@@ -97,6 +101,11 @@ export class Service {
     if (chosen !== undefined || request.tried.length === 0) return chosen;
     // Every endpoint was tried: going round again beats failing the call.
     return this.balancer.pick(states, { ...request, tried: [] });
+  }
+
+  /** A pick that never repeats an endpoint of `tried` (for hedges: never two attempts on one endpoint). */
+  pickUntried(tried: readonly EndpointState[], hashKey: string | undefined, attempt: number, now: number): EndpointState | undefined {
+    return this.balancer.pick(this.endpoints.states, { attempt, tried, hashKey, now, panic: this.health.panic });
   }
 
   private refresh(): void {

@@ -1,8 +1,16 @@
 import pRetry from 'p-retry';
 import type { AttemptFn } from '../attempt.js';
-import { AttemptFailure, finish, pickOrThrow, runAttempt, type CallEnv, type CallRequest } from '../run-attempt.js';
-import type { EndpointState } from '../endpoint/endpoint-state.js';
-import { TimeoutError, type AttemptRecord } from '../errors.js';
+import {
+  AttemptFailure,
+  finish,
+  pickOrThrow,
+  runAttempt,
+  type CallEnv,
+  type CallProgress,
+  type CallRequest,
+} from '../run-attempt.js';
+import { TimeoutError } from '../errors.js';
+import { runHedged } from './hedge.js';
 import type { Service } from '../service.js';
 import { retryAfterMs } from './retry-after.js';
 
@@ -22,32 +30,29 @@ export async function retryAfterFailure<T>(
   svc: Service,
   fn: AttemptFn<T>,
   req: CallRequest,
-  first: AttemptFailure,
+  progress: CallProgress,
   deadline: number,
 ): Promise<unknown> {
   const retry = req.retry;
-  if (retry === false) return finish(svc, first, [first.record]);
-  const failures: AttemptFailure[] = [first];
-  const tried: EndpointState[] = [first.state];
+  const first = progress.failures[progress.failures.length - 1] as AttemptFailure;
+  if (retry === false) return finish(svc, first, progress.records());
   const deadlineCtl = new AbortController();
   const timer = setTimeout(() => {
     deadlineCtl.abort(new TimeoutError(svc.name, 'total', req.totalMs));
   }, Math.max(0, deadline - env.clock.now()));
   timer.unref?.();
   const signal = req.signal ? AbortSignal.any([req.signal, deadlineCtl.signal]) : deadlineCtl.signal;
-  const records = (): AttemptRecord[] => failures.map((f) => f.record);
   try {
     return await pRetry(
-      async (attemptNo) => {
-        if (attemptNo === 1) throw first;
-        const state = pickOrThrow(env, svc, attemptNo, tried, req);
-        tried.push(state);
-        try {
-          return await runAttempt(env, svc, fn, req, state, attemptNo, deadline);
-        } catch (error) {
-          if (error instanceof AttemptFailure) failures.push(error);
+      (n) => {
+        if (n === 1) throw first;
+        const state = pickOrThrow(env, svc, progress.started + 1, progress.tried, req);
+        if (req.hedge !== false) return runHedged(env, svc, fn, req, req.hedge, state, deadline, progress);
+        progress.tried.push(state);
+        return runAttempt(env, svc, fn, req, state, ++progress.started, deadline).catch((error: unknown) => {
+          if (error instanceof AttemptFailure) progress.failures.push(error);
           throw error;
-        }
+        });
       },
       {
         retries: retry.retries,
@@ -86,8 +91,8 @@ export async function retryAfterFailure<T>(
       },
     );
   } catch (error) {
-    if (error instanceof AttemptFailure) return finish(svc, error, records());
-    if (error instanceof TimeoutError && error.scope === 'total') error.attempts = records();
+    if (error instanceof AttemptFailure) return finish(svc, error, progress.records());
+    if (error instanceof TimeoutError && error.scope === 'total') error.attempts = progress.records();
     throw error; // the caller's abort reason, a total timeout, NoEndpointsError, MeshClosedError
   } finally {
     clearTimeout(timer);

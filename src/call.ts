@@ -24,14 +24,20 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
   if (env.isClosed()) throw new MeshClosedError(svc.name);
   const signal = req.signal;
   if (signal?.aborted) throw signal.reason;
+  const deadline = env.clock.now() + req.totalMs;
   if (svc.active >= svc.policy.maxConcurrent) {
-    if (env.events.has('rejected')) env.events.emit('rejected', { service: svc.name, reason: 'bulkhead' });
-    throw new BulkheadFullError(svc.name, svc.policy.maxConcurrent);
+    // A full bulkhead rejects at once, unless its bounded queue has room (the slot is then handed over).
+    const waiting = svc.queue?.wait(signal, req.totalMs, () => new TimeoutError(svc.name, 'total', req.totalMs));
+    if (waiting === undefined) {
+      if (env.events.has('rejected')) env.events.emit('rejected', { service: svc.name, reason: 'bulkhead' });
+      throw new BulkheadFullError(svc.name, svc.policy.maxConcurrent);
+    }
+    await waiting;
+  } else {
+    svc.active++;
   }
-  svc.active++;
   svc.calls++;
   svc.budget?.onRequest();
-  const deadline = env.clock.now() + req.totalMs;
   try {
     // 2. Endpoints: only a cold cache waits for the registry, and that wait honours abort and deadline.
     const loading = svc.prepare();
@@ -54,7 +60,7 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
     svc.callFailures++;
     throw error;
   } finally {
-    svc.active--;
+    if (svc.queue === undefined || !svc.queue.handOver()) svc.active--;
   }
 }
 

@@ -59,6 +59,7 @@ export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): Res
     panicThresholdPercent: pick('panicThresholdPercent') ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
     hedge: resolveHedge(merged<HedgePolicy>('hedge')),
     maxConcurrent: pick('maxConcurrent') ?? Infinity,
+    maxQueued: pick('maxQueued') ?? 0,
     classify: pick('classify'),
   };
 }

@@ -181,7 +181,7 @@ export function createMesh(options: MeshOptions): Mesh {
       closed = true;
       for (const attempt of [...attempts]) attempt.cancel(new MeshClosedError(attempt.service));
       discovery.close();
-      for (const svc of services.values()) svc.close();
+      for (const svc of services.values()) svc.close(new MeshClosedError(svc.name));
       breakerClock.close();
       events.removeAll();
       await registry.close?.();

@@ -108,6 +108,12 @@ export interface Policy {
   hedge?: false | HedgePolicy;
   /** In-flight calls per service before `BulkheadFullError`. Default: no limit. */
   maxConcurrent?: number;
+  /**
+   * With `maxConcurrent`: how many calls may wait (first in, first out, within their deadline) for a slot
+   * instead of being rejected at once. Default 0.
+   * @example { maxConcurrent: 100, maxQueued: 50 }
+   */
+  maxQueued?: number;
   /** Overrides the default outcome classification. */
   classify?: (outcome: Outcome) => Verdict;
 }
@@ -172,6 +178,7 @@ export interface ResolvedPolicy {
   readonly panicThresholdPercent: number;
   readonly hedge: false | Required<HedgePolicy>;
   readonly maxConcurrent: number;
+  readonly maxQueued: number;
   readonly classify: ((outcome: Outcome) => Verdict) | undefined;
 }
 

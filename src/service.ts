@@ -7,6 +7,7 @@ import type { EndpointState } from './endpoint/endpoint-state.js';
 import { EndpointSet, type EndpointSetChange } from './endpoint/endpoint-set.js';
 import type { ResolvedPolicy } from './options.js';
 import { RetryBudget } from './resilience/budget.js';
+import { BulkheadQueue } from './resilience/bulkhead.js';
 import { LatencyWindow } from './resilience/latency-window.js';
 import type { Rng } from './util/random.js';
 import { ServiceHealth, type HealthDeps } from './service-health.js';
@@ -30,6 +31,8 @@ export class Service {
   latencyWindow: LatencyWindow | undefined;
   /** Calls in flight (the bulkhead counts these). */
   active = 0;
+  /** Where calls wait for a slot when the bulkhead is full and `maxQueued` > 0. */
+  readonly queue: BulkheadQueue | undefined;
   /** Calls started, and how they ended. */
   calls = 0;
   callFailures = 0;
@@ -48,6 +51,7 @@ export class Service {
     this.balancer = createBalancer(policy.balancer, { rng: deps.rng });
     const budget = policy.retry === false ? false : policy.retry.budget;
     this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, deps.clock) : undefined;
+    this.queue = policy.maxQueued > 0 ? new BulkheadQueue(policy.maxQueued) : undefined;
     this.health = new ServiceHealth(name, policy, deps, () => this.endpoints.states);
     if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow = new LatencyWindow();
   }
@@ -87,7 +91,8 @@ export class Service {
   }
 
   /** Stops every breaker's timers (the mesh is closing). */
-  close(): void {
+  close(error: unknown): void {
+    this.queue?.clear(error);
     for (const state of this.endpoints.states) this.health.detach(state);
   }
 

@@ -51,7 +51,7 @@ export function validateMeshOptions(options: MeshOptions): void {
 }
 
 const POLICY_KEYS = new Set([
-  'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'classify',
+  'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'maxQueued', 'classify',
 ]);
 
 /** Validates one policy object (also used for per-call `timeout`, `retry` and `hedge`). */
@@ -82,6 +82,7 @@ export function validatePolicy(p: Policy, at: string): void {
   percent(p.panicThresholdPercent, `${at}.panicThresholdPercent`);
   validateHedge(p.hedge, `${at}.hedge`);
   integer(p.maxConcurrent, `${at}.maxConcurrent`, 1);
+  integer(p.maxQueued, `${at}.maxQueued`, 0);
   if (p.classify !== undefined && typeof p.classify !== 'function') throw new TypeError(`${at}.classify must be a function`);
 }
 

@@ -24,7 +24,8 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
   if (env.isClosed()) throw new MeshClosedError(svc.name);
   const signal = req.signal;
   if (signal?.aborted) throw signal.reason;
-  const deadline = env.clock.now() + req.totalMs;
+  const start = env.clock.now();
+  const deadline = start + req.totalMs;
   if (svc.active >= svc.policy.maxConcurrent) {
     // A full bulkhead rejects at once, unless its bounded queue has room (the slot is then handed over).
     const waiting = svc.queue?.wait(signal, req.totalMs, () => new TimeoutError(svc.name, 'total', req.totalMs));
@@ -37,10 +38,10 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
     svc.active++;
   }
   svc.calls++;
-  svc.budget?.onRequest();
+  svc.budget?.onRequest(start);
   try {
     // 2. Endpoints: only a cold cache waits for the registry, and that wait honours abort and deadline.
-    const loading = svc.prepare();
+    const loading = svc.prepare(start);
     if (loading !== undefined) await waitFor(loading, signal, deadline - env.clock.now(), svc.name, req.totalMs);
     // 3-6. Pick, attempt, classify, record. Without a hedge the first attempt allocates no progress record.
     const state = pickOrThrow(env, svc, 1, NO_TRIES, req);

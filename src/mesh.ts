@@ -174,7 +174,7 @@ export function createMesh(options: MeshOptions): Mesh {
     },
     snapshot: () => takeSnapshot(services, clock.now()),
     async warmup(names) {
-      await Promise.all(names.map((name) => serviceFor(name).prepare()));
+      await Promise.all(names.map((name) => serviceFor(name).prepare(clock.now())));
     },
     async close() {
       if (closed) return;

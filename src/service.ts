@@ -41,6 +41,8 @@ export class Service {
   /** When the last good list arrived (clock reading). */
   updatedAt = 0;
   private loading: Promise<void> | undefined;
+  /** Until when the current list is fresh: one number to compare on the call path. */
+  private freshUntil = 0;
 
   constructor(
     readonly name: string,
@@ -65,7 +67,8 @@ export class Service {
     this.health.changed();
     this.balancer.update?.(this.endpoints.states);
     this.ready = true;
-    this.updatedAt = this.deps.clock.now();
+    this.updatedAt = now;
+    this.noteFreshness();
     return change;
   }
 
@@ -73,15 +76,16 @@ export class Service {
    * Makes sure a list is there: the first call awaits discovery (single-flight in the cache); later
    * calls only start a background refresh when the list is past its TTL, and never wait for it.
    */
-  prepare(): Promise<void> | undefined {
+  prepare(now: number): Promise<void> | undefined {
     if (this.ready) {
-      if (this.loading === undefined && this.deps.discovery.isStale(this.name)) this.refresh();
+      if (now >= this.freshUntil && this.loading === undefined) this.refresh();
       return undefined;
     }
     return (this.loading ??= this.deps.discovery.load(this.name).then(
       (list) => {
         this.loading = undefined;
         if (!this.ready) this.applyEndpoints(list); // served from cache without a fresh resolve
+        this.noteFreshness();
       },
       (error: unknown) => {
         this.loading = undefined;
@@ -114,13 +118,16 @@ export class Service {
   }
 
   private refresh(): void {
-    this.loading = this.deps.discovery.load(this.name).then(
-      () => {
-        this.loading = undefined;
-      },
-      () => {
-        this.loading = undefined; // reported as discovery-error; the stale list keeps serving
-      },
-    );
+    const done = (): void => {
+      this.loading = undefined;
+      this.noteFreshness();
+    };
+    // A failure is reported as discovery-error; the stale list keeps serving until the cache's retry time.
+    this.loading = this.deps.discovery.load(this.name).then(done, done);
+  }
+
+  /** Reads the list's remaining TTL from the cache (Infinity while a watch keeps it current). */
+  private noteFreshness(): void {
+    this.freshUntil = this.deps.clock.now() + this.deps.discovery.remainingTtl(this.name);
   }
 }

@@ -100,6 +100,11 @@ export class DiscoveryCache {
     return this.lru.getRemainingTTL(service) <= 0;
   }
 
+  /** Milliseconds until the list of `service` goes stale: Infinity while watched, 0 when stale or absent. */
+  remainingTtl(service: string): number {
+    return Math.max(0, this.lru.getRemainingTTL(service));
+  }
+
   /** Whether a watch of `service` is running. */
   isWatched(service: string): boolean {
     return this.watches.has(service);

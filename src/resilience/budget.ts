@@ -32,10 +32,12 @@ export class RetryBudget {
     this.reserve = Math.floor(minPerSecond * (ttlMs / 1000) * this.withdrawal);
   }
 
-  /** One request was made. */
-  onRequest(): void {
+  /** One request was made (`now` saves a clock read when the caller has one). */
+  onRequest(now: number = this.clock.now()): void {
     if (this.deposit === 0) return;
-    this.add(this.deposit);
+    this.roll(now);
+    this.slices[this.slice]! += this.deposit;
+    this.sum += this.deposit;
   }
 
   /** Takes one retry's worth, or returns false and takes nothing when the budget is spent. */
@@ -59,8 +61,7 @@ export class RetryBudget {
   }
 
   /** Expires slices older than the window. */
-  private roll(): void {
-    const now = this.clock.now();
+  private roll(now: number = this.clock.now()): void {
     let elapsed = Math.floor((now - this.sliceStart) / this.sliceMs);
     if (elapsed <= 0) return;
     if (elapsed > RetryBudget.SLICES) elapsed = RetryBudget.SLICES;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Endpoint } from './endpoint/endpoint.js';
 import type { EndpointState } from './endpoint/endpoint-state.js';
 import { TimeoutError } from './errors.js';
@@ -39,17 +40,21 @@ export class Attempt implements AttemptContext {
   private resolve!: (value: unknown) => void;
   private reject!: (error: unknown) => void;
 
+  /** True when this attempt is a half-open breaker's probe (it then runs through opossum's `fire`). */
+  probe = false;
+
   constructor(
     readonly service: string,
     readonly attempt: number,
     readonly state: EndpointState,
     private readonly clock: Clock,
+    startedAt: number,
     private readonly deadlineAt: number,
     private readonly attemptMs: number,
     private readonly callerSignal: AbortSignal | undefined,
     private readonly onEnd: (attempt: Attempt, end: AttemptEnd, result: unknown) => void,
   ) {
-    this.startedAt = clock.now();
+    this.startedAt = startedAt;
   }
 
   get endpoint(): Endpoint {
@@ -75,9 +80,9 @@ export class Attempt implements AttemptContext {
       this.reject = reject;
       const remaining = this.deadlineAt - this.startedAt;
       const scope = remaining < this.attemptMs ? 'total' : 'attempt';
+      // Not unref'd: an attempt in flight keeps the process alive, as a pending request would.
       this.timer = setTimeout(onTimer, scope === 'total' ? remaining : this.attemptMs, this, scope);
-      this.timer.unref?.();
-      if (this.callerSignal !== undefined) this.callerSignal.addEventListener('abort', this);
+      if (this.callerSignal !== undefined) listenForAbort(this.callerSignal, this);
       let result: T | Promise<T>;
       try {
         result = fn(this.state.endpoint, this);
@@ -135,4 +140,18 @@ export class Attempt implements AttemptContext {
 
 function onTimer(attempt: Attempt, scope: 'attempt' | 'total'): void {
   attempt.timedOut(scope);
+}
+
+const raised = new WeakSet<AbortSignal>();
+
+/**
+ * Listens for the caller's abort. One caller signal is often shared by many calls in flight, so its
+ * listener limit is lifted once (as undici does), instead of a MaxListenersExceededWarning at 11.
+ */
+function listenForAbort(signal: AbortSignal, attempt: Attempt): void {
+  if (!raised.has(signal)) {
+    raised.add(signal);
+    setMaxListeners(0, signal);
+  }
+  signal.addEventListener('abort', attempt);
 }

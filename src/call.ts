@@ -42,14 +42,18 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
   try {
     // 2. Endpoints: only a cold cache waits for the registry, and that wait honours abort and deadline.
     const loading = svc.prepare(start);
-    if (loading !== undefined) await waitFor(loading, signal, deadline - env.clock.now(), svc.name, req.totalMs);
+    let now = start;
+    if (loading !== undefined) {
+      await waitFor(loading, signal, deadline - now, svc.name, req.totalMs);
+      now = env.clock.now();
+    }
     // 3-6. Pick, attempt, classify, record. Without a hedge the first attempt allocates no progress record.
-    const state = pickOrThrow(env, svc, 1, NO_TRIES, req);
+    const state = pickOrThrow(env, svc, 1, NO_TRIES, req, now);
     let progress: CallProgress | undefined;
     try {
-      if (req.hedge === false) return (await runAttempt(env, svc, fn, req, state, 1, deadline)) as T;
+      if (req.hedge === false) return (await runAttempt(env, svc, fn, req, state, 1, deadline, now)) as T;
       progress = new CallProgress();
-      return (await runHedged(env, svc, fn, req, req.hedge, state, deadline, progress)) as T;
+      return (await runHedged(env, svc, fn, req, req.hedge, state, deadline, progress, now)) as T;
     } catch (error) {
       if (!(error instanceof AttemptFailure)) throw error;
       progress ??= CallProgress.after(error);

@@ -106,7 +106,8 @@ export function createMesh(options: MeshOptions): Mesh {
     },
   );
 
-  const env: CallEnv = { clock, events, attempts, isClosed: () => closed };
+  const closing = new AbortController();
+  const env: CallEnv = { clock, events, attempts, isClosed: () => closed, closeSignal: closing.signal };
 
   const serviceFor = (name: string): Service => {
     let svc = services.get(name);
@@ -179,6 +180,7 @@ export function createMesh(options: MeshOptions): Mesh {
     async close() {
       if (closed) return;
       closed = true;
+      closing.abort(new MeshClosedError('*'));
       for (const attempt of [...attempts]) attempt.cancel(new MeshClosedError(attempt.service));
       discovery.close();
       for (const svc of services.values()) svc.close(new MeshClosedError(svc.name));

@@ -22,6 +22,8 @@ export interface CallEnv {
   readonly events: MeshEmitter;
   readonly attempts: Set<Attempt>;
   readonly isClosed: () => boolean;
+  /** Aborts when the mesh closes: ends backoff sleeps at once. */
+  readonly closeSignal: AbortSignal;
 }
 
 /** One call's settings, already resolved from policy, per-call options and (for fetch) the method. */
@@ -98,8 +100,8 @@ export function pickOrThrow(
   attempt: number,
   tried: readonly EndpointState[],
   req: CallRequest,
+  now: number,
 ): EndpointState {
-  const now = env.clock.now();
   svc.health.restoreDue(now);
   const request: PickRequest = { attempt, tried, hashKey: req.hashKey, now, panic: svc.health.panic };
   const state = svc.pick(request);
@@ -123,6 +125,7 @@ export function runAttempt<T>(
   state: EndpointState,
   attemptNo: number,
   deadline: number,
+  now: number,
   group?: Attempt[],
 ): Promise<unknown> {
   if (env.isClosed()) return Promise.reject(new MeshClosedError(svc.name));
@@ -130,13 +133,17 @@ export function runAttempt<T>(
   if (env.events.has('request')) {
     env.events.emit('request', { service: svc.name, endpoint: state.endpoint, attempt: attemptNo });
   }
-  const attempt = new Attempt(svc.name, attemptNo, state, env.clock, deadline, req.attemptMs, req.signal, (a, end, result) =>
+  const attempt = new Attempt(svc.name, attemptNo, state, env.clock, now, deadline, req.attemptMs, req.signal, (a, end, result) =>
     onAttemptEnd(env, svc, req, a, end, result),
   );
   env.attempts.add(attempt);
   group?.push(attempt);
+  // A closed breaker is fed the verdict directly (see EndpointBreaker); only a half-open probe runs
+  // through opossum's fire(), which lets exactly one through and closes or reopens on its outcome.
   const breaker = state.breaker;
-  return breaker === undefined ? attempt.run(fn) : breaker.fire(() => attempt.run(fn));
+  if (breaker === undefined || !breaker.halfOpen) return attempt.run(fn);
+  attempt.probe = true;
+  return breaker.fire(() => attempt.run(fn));
 }
 
 function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, end: AttemptEnd, result: unknown): void {
@@ -145,7 +152,7 @@ function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, 
   const durationMs = now - a.startedAt;
   const state = a.state;
   if (end === 'aborted') {
-    // The caller (or close, or a winning hedge) ended it: no verdict on the endpoint.
+    // The caller (or close, or a winning hedge) ended it: no verdict on the endpoint or its breaker.
     state.cancel();
     a.settle(false, result);
     return;
@@ -154,8 +161,10 @@ function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, 
   const verdict: Verdict = svc.policy.classify
     ? svc.policy.classify(outcome)
     : defaultClassify(outcome, req.retry === false ? DEFAULT_RETRY_ON : req.retry.retryOn);
-  state.end(durationMs, verdict === 'success', now);
-  svc.health.record(state, verdict === 'success', now);
+  const ok = verdict === 'success';
+  state.end(durationMs, ok, now);
+  if (state.breaker !== undefined && !a.probe) state.breaker.record(ok);
+  svc.health.record(state, ok, now);
   if (verdict === 'success') {
     svc.latencyWindow?.add(durationMs);
     if (env.events.has('success')) {

@@ -34,6 +34,14 @@ export class BreakerClock {
   }
 }
 
+/**
+ * opossum's `Status.increment`, which its own event listeners call for every fire, success and failure.
+ * It is in opossum's JavaScript (since v5) but not in @types/opossum; the breaker tests pin its behaviour.
+ */
+interface CountingStatus {
+  increment(property: 'fires' | 'successes' | 'failures'): void;
+}
+
 /** What counts as a failure for the breaker: set by the call step on the promise it fires. */
 export interface BreakerOutcome {
   readonly countsAsFailure: boolean;
@@ -44,18 +52,28 @@ export interface BreakerOutcome {
  * off, the shared rotation clock, `timeout: false` (our AbortSignal times attempts out), and opossum's
  * own abort controller unused (it would abort every call in flight on that breaker at once).
  *
- * Half-open lets exactly one probe through (opossum's `pendingClose`): the probe's outcome closes or
- * reopens it. Only rejections carrying `countsAsFailure: true` count as failures; the caller's abort or
- * an error the policy classifies as a success does not trip it.
+ * How it is driven, and why:
+ * - Closed: the call step already has each attempt's verdict, so it records it straight into opossum's
+ *   rolling window (`status.increment`) and applies opossum's own opening rule (at least
+ *   `volumeThreshold` fires in the window and a failure rate above `errorThresholdPercentage`).
+ *   `fire()` would cost a promise and three event emits on every call (about half of a call's cost).
+ * - Open: opossum's reset timer moves it to half-open after `resetTimeoutMs`.
+ * - Half-open: the probe runs through `fire()`, so opossum lets exactly one through (`pendingClose`) and
+ *   closes or reopens on its outcome. Only rejections with `countsAsFailure: true` count as failures.
+ * An aborted attempt (caller, hedge lost, mesh closed) records nothing.
  */
 export class EndpointBreaker {
   private readonly cb: CircuitBreaker<[() => Promise<unknown>], unknown>;
+  private readonly volumeThreshold: number;
+  private readonly threshold: number;
 
   constructor(
     policy: Required<BreakerPolicy>,
     clock: BreakerClock,
     onChange: (state: BreakerState) => void,
   ) {
+    this.volumeThreshold = policy.volumeThreshold;
+    this.threshold = policy.errorThresholdPercentage;
     this.cb = new CircuitBreaker((run: () => Promise<unknown>) => run(), {
       timeout: false,
       errorThresholdPercentage: policy.errorThresholdPercentage,
@@ -81,6 +99,25 @@ export class EndpointBreaker {
   /** Whether an attempt may start now: closed, or half-open with its one probe not yet taken. */
   get allowsRequest(): boolean {
     return this.cb.closed || this.cb.pendingClose;
+  }
+
+  /** Half-open: the next attempt is the probe and must go through {@link fire}. */
+  get halfOpen(): boolean {
+    return this.cb.halfOpen;
+  }
+
+  /** Records a closed-state verdict in opossum's window, and opens the breaker by opossum's rule. */
+  record(ok: boolean): void {
+    if (!this.cb.closed) return; // a late answer from before it opened: the window is no longer ours to judge
+    const status = this.cb.status as unknown as CountingStatus;
+    status.increment('fires');
+    if (ok) {
+      status.increment('successes');
+      return;
+    }
+    status.increment('failures');
+    const stats = this.cb.stats;
+    if (stats.fires >= this.volumeThreshold && (stats.failures / stats.fires) * 100 > this.threshold) this.cb.open();
   }
 
   /** Whether the breaker is open (not half-open): the endpoint counts as unhealthy. */

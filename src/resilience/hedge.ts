@@ -38,6 +38,7 @@ export function runHedged<T>(
   first: EndpointState,
   deadline: number,
   progress: CallProgress,
+  now: number,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const group: Attempt[] = [];
@@ -54,12 +55,12 @@ export function runHedged<T>(
       else reject(value);
     };
 
-    const launch = (state: EndpointState): void => {
+    const launch = (state: EndpointState, at: number): void => {
       outstanding++;
       launched++;
       progress.tried.push(state);
       const attemptNo = ++progress.started;
-      runAttempt(env, svc, fn, req, state, attemptNo, deadline, group).then(
+      runAttempt(env, svc, fn, req, state, attemptNo, deadline, at, group).then(
         (value) => {
           if (!done) finish(true, value);
         },
@@ -80,8 +81,9 @@ export function runHedged<T>(
     };
 
     const fireHedge = (): void => {
-      if (done || env.isClosed() || env.clock.now() >= deadline) return;
-      const state = svc.pickUntried(progress.tried, req.hashKey, progress.started + 1, env.clock.now());
+      const at = env.clock.now();
+      if (done || env.isClosed() || at >= deadline) return;
+      const state = svc.pickUntried(progress.tried, req.hashKey, progress.started + 1, at);
       if (state === undefined) return; // every endpoint is busy with this call already
       if (svc.budget !== undefined && req.retry !== false && req.retry.budget !== false && !svc.budget.tryWithdraw()) {
         if (env.events.has('budget-exhausted')) {
@@ -97,10 +99,10 @@ export function runHedged<T>(
           delayMs: hedgeDelay(svc, hedge),
         });
       }
-      launch(state);
+      launch(state, at);
     };
 
-    launch(first);
+    launch(first, now);
   });
 }
 

@@ -9,7 +9,7 @@ import {
   type CallProgress,
   type CallRequest,
 } from '../run-attempt.js';
-import { TimeoutError } from '../errors.js';
+import { MeshClosedError, TimeoutError } from '../errors.js';
 import { runHedged } from './hedge.js';
 import type { Service } from '../service.js';
 import { retryAfterMs } from './retry-after.js';
@@ -41,15 +41,19 @@ export async function retryAfterFailure<T>(
     deadlineCtl.abort(new TimeoutError(svc.name, 'total', req.totalMs));
   }, Math.max(0, deadline - env.clock.now()));
   timer.unref?.();
-  const signal = req.signal ? AbortSignal.any([req.signal, deadlineCtl.signal]) : deadlineCtl.signal;
+  // The backoff sleep ends at once on the caller's abort, the total deadline, or the mesh closing.
+  const signal = AbortSignal.any(
+    req.signal ? [req.signal, deadlineCtl.signal, env.closeSignal] : [deadlineCtl.signal, env.closeSignal],
+  );
   try {
     return await pRetry(
       (n) => {
         if (n === 1) throw first;
-        const state = pickOrThrow(env, svc, progress.started + 1, progress.tried, req);
-        if (req.hedge !== false) return runHedged(env, svc, fn, req, req.hedge, state, deadline, progress);
+        const now = env.clock.now();
+        const state = pickOrThrow(env, svc, progress.started + 1, progress.tried, req, now);
+        if (req.hedge !== false) return runHedged(env, svc, fn, req, req.hedge, state, deadline, progress, now);
         progress.tried.push(state);
-        return runAttempt(env, svc, fn, req, state, ++progress.started, deadline).catch((error: unknown) => {
+        return runAttempt(env, svc, fn, req, state, ++progress.started, deadline, now).catch((error: unknown) => {
           if (error instanceof AttemptFailure) progress.failures.push(error);
           throw error;
         });
@@ -61,7 +65,6 @@ export async function retryAfterFailure<T>(
         maxTimeout: retry.maxDelayMs,
         randomize: retry.jitter,
         signal,
-        unref: true,
         shouldRetry: async ({ error, retriesConsumed }) => {
           if (!(error instanceof AttemptFailure) || !error.retryable) return false;
           const left = deadline - env.clock.now();
@@ -93,6 +96,7 @@ export async function retryAfterFailure<T>(
   } catch (error) {
     if (error instanceof AttemptFailure) return finish(svc, error, progress.records());
     if (error instanceof TimeoutError && error.scope === 'total') error.attempts = progress.records();
+    if (error instanceof MeshClosedError) throw new MeshClosedError(svc.name);
     throw error; // the caller's abort reason, a total timeout, NoEndpointsError, MeshClosedError
   } finally {
     clearTimeout(timer);

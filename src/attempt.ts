@@ -3,6 +3,7 @@ import type { Endpoint } from './endpoint/endpoint.js';
 import type { EndpointState } from './endpoint/endpoint-state.js';
 import { TimeoutError } from './errors.js';
 import type { Clock } from './util/clock.js';
+import type { Expiring, TimeoutList } from './util/timeout-list.js';
 
 /** What the user's function (or fetch) gets for one attempt. */
 export interface AttemptContext {
@@ -31,10 +32,15 @@ export type AttemptEnd = 'value' | 'error' | 'aborted';
  * call's deadline) and the caller's signal, and reports exactly once to `onEnd`. The function's own
  * promise may settle later; that late result is ignored, as its signal was aborted.
  */
-export class Attempt implements AttemptContext {
+export class Attempt implements AttemptContext, Expiring {
   readonly startedAt: number;
+  /** When the attempt timeout fires; its place in the shared {@link TimeoutList}. */
+  expiresAt: number;
+  prev: Expiring | undefined;
+  next: Expiring | undefined;
   private controller: AbortController | undefined;
   private abortReason: unknown;
+  /** Only for an attempt cut short by the call's deadline (it cannot join the fixed-duration list). */
   private timer: ReturnType<typeof setTimeout> | undefined;
   private done = false;
   private resolve!: (value: unknown) => void;
@@ -51,10 +57,12 @@ export class Attempt implements AttemptContext {
     startedAt: number,
     private readonly deadlineAt: number,
     private readonly attemptMs: number,
+    private readonly timeouts: TimeoutList,
     private readonly callerSignal: AbortSignal | undefined,
     private readonly onEnd: (attempt: Attempt, end: AttemptEnd, result: unknown) => void,
   ) {
     this.startedAt = startedAt;
+    this.expiresAt = startedAt + attemptMs;
   }
 
   get endpoint(): Endpoint {
@@ -78,10 +86,12 @@ export class Attempt implements AttemptContext {
     return new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
-      const remaining = this.deadlineAt - this.startedAt;
-      const scope = remaining < this.attemptMs ? 'total' : 'attempt';
-      // Not unref'd: an attempt in flight keeps the process alive, as a pending request would.
-      this.timer = setTimeout(onTimer, scope === 'total' ? remaining : this.attemptMs, this, scope);
+      if (this.expiresAt <= this.deadlineAt) {
+        this.timeouts.add(this);
+      } else {
+        this.timer = setTimeout(onDeadline, this.deadlineAt - this.startedAt, this);
+        this.timer.unref?.();
+      }
       if (this.callerSignal !== undefined) listenForAbort(this.callerSignal, this);
       let result: T | Promise<T>;
       try {
@@ -117,6 +127,11 @@ export class Attempt implements AttemptContext {
     this.end('aborted', this.callerSignal!.reason);
   }
 
+  /** The attempt timeout (called by the {@link TimeoutList}). */
+  expire(): void {
+    this.timedOut('attempt');
+  }
+
   /** @internal */
   timedOut(scope: 'attempt' | 'total'): void {
     const ms = scope === 'total' ? this.deadlineAt - this.startedAt : this.attemptMs;
@@ -127,7 +142,8 @@ export class Attempt implements AttemptContext {
   private end(end: AttemptEnd, result: unknown): void {
     if (this.done) return;
     this.done = true;
-    clearTimeout(this.timer);
+    if (this.timer === undefined) this.timeouts.remove(this);
+    else clearTimeout(this.timer);
     if (this.callerSignal !== undefined) this.callerSignal.removeEventListener('abort', this);
     if (end === 'aborted' || (end === 'error' && result instanceof TimeoutError)) {
       // Stop the function's work: on timeout, caller abort or cancel (a signal read later is born aborted).
@@ -138,8 +154,8 @@ export class Attempt implements AttemptContext {
   }
 }
 
-function onTimer(attempt: Attempt, scope: 'attempt' | 'total'): void {
-  attempt.timedOut(scope);
+function onDeadline(attempt: Attempt): void {
+  attempt.timedOut('total');
 }
 
 const raised = new WeakSet<AbortSignal>();

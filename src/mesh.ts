@@ -14,6 +14,7 @@ import type { CallEnv } from './run-attempt.js';
 import { Service } from './service.js';
 import { planFetch, type MeshRequestInit } from './transport/fetch.js';
 import { systemClock } from './util/clock.js';
+import { TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
 import { serviceNameProblem, validateMeshOptions } from './validate.js';
 
@@ -107,7 +108,13 @@ export function createMesh(options: MeshOptions): Mesh {
   );
 
   const closing = new AbortController();
-  const env: CallEnv = { clock, events, attempts, isClosed: () => closed, closeSignal: closing.signal };
+  const timeoutLists = new Map<number, TimeoutList>();
+  const timeouts = (ms: number): TimeoutList => {
+    let list = timeoutLists.get(ms);
+    if (list === undefined) timeoutLists.set(ms, (list = new TimeoutList(clock)));
+    return list;
+  };
+  const env: CallEnv = { clock, events, attempts, isClosed: () => closed, closeSignal: closing.signal, timeouts };
 
   const serviceFor = (name: string): Service => {
     let svc = services.get(name);
@@ -185,6 +192,7 @@ export function createMesh(options: MeshOptions): Mesh {
       discovery.close();
       for (const svc of services.values()) svc.close(new MeshClosedError(svc.name));
       breakerClock.close();
+      for (const list of timeoutLists.values()) list.clear();
       events.removeAll();
       await registry.close?.();
     },

@@ -15,6 +15,7 @@ import type { Outcome, ResolvedRetry, Verdict } from './options.js';
 import { defaultClassify, isUnsent, outcomeLabel } from './resilience/classify.js';
 import type { Service } from './service.js';
 import type { Clock } from './util/clock.js';
+import type { TimeoutList } from './util/timeout-list.js';
 
 /** What the mesh gives every call. */
 export interface CallEnv {
@@ -24,6 +25,8 @@ export interface CallEnv {
   readonly isClosed: () => boolean;
   /** Aborts when the mesh closes: ends backoff sleeps at once. */
   readonly closeSignal: AbortSignal;
+  /** The shared attempt-timeout list for a duration. */
+  readonly timeouts: (attemptMs: number) => TimeoutList;
 }
 
 /** One call's settings, already resolved from policy, per-call options and (for fetch) the method. */
@@ -133,7 +136,8 @@ export function runAttempt<T>(
   if (env.events.has('request')) {
     env.events.emit('request', { service: svc.name, endpoint: state.endpoint, attempt: attemptNo });
   }
-  const attempt = new Attempt(svc.name, attemptNo, state, env.clock, now, deadline, req.attemptMs, req.signal, (a, end, result) =>
+  const timeouts = env.timeouts(req.attemptMs);
+  const attempt = new Attempt(svc.name, attemptNo, state, env.clock, now, deadline, req.attemptMs, timeouts, req.signal, (a, end, result) =>
     onAttemptEnd(env, svc, req, a, end, result),
   );
   env.attempts.add(attempt);

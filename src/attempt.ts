@@ -2,8 +2,9 @@ import { setMaxListeners } from 'node:events';
 import type { Endpoint } from './endpoint/endpoint.js';
 import type { EndpointState } from './endpoint/endpoint-state.js';
 import { TimeoutError } from './errors.js';
-import type { Clock } from './util/clock.js';
-import type { Expiring, TimeoutList } from './util/timeout-list.js';
+import type { CallEnv, CallRequest } from './run-attempt.js';
+import type { Service } from './service.js';
+import type { Expiring } from './util/timeout-list.js';
 
 /** What the user's function (or fetch) gets for one attempt. */
 export interface AttemptContext {
@@ -49,20 +50,29 @@ export class Attempt implements AttemptContext, Expiring {
   /** True when this attempt is a half-open breaker's probe (it then runs through opossum's `fire`). */
   probe = false;
 
+  readonly service: string;
+  private readonly attemptMs: number;
+  private readonly callerSignal: AbortSignal | undefined;
+
+  /**
+   * @param onEnd a module-level function (not a closure per attempt): gets the attempt, which carries
+   *   `env`, `svc` and `req`, and decides the verdict.
+   */
   constructor(
-    readonly service: string,
-    readonly attempt: number,
+    readonly env: CallEnv,
+    readonly svc: Service,
+    readonly req: CallRequest,
     readonly state: EndpointState,
-    private readonly clock: Clock,
+    readonly attempt: number,
     startedAt: number,
     private readonly deadlineAt: number,
-    private readonly attemptMs: number,
-    private readonly timeouts: TimeoutList,
-    private readonly callerSignal: AbortSignal | undefined,
     private readonly onEnd: (attempt: Attempt, end: AttemptEnd, result: unknown) => void,
   ) {
+    this.service = svc.name;
+    this.attemptMs = req.attemptMs;
+    this.callerSignal = req.signal;
     this.startedAt = startedAt;
-    this.expiresAt = startedAt + attemptMs;
+    this.expiresAt = startedAt + req.attemptMs;
   }
 
   get endpoint(): Endpoint {
@@ -78,7 +88,7 @@ export class Attempt implements AttemptContext, Expiring {
   }
 
   get deadline(): number {
-    return Date.now() + (this.deadlineAt - this.clock.now());
+    return Date.now() + (this.deadlineAt - this.env.clock.now());
   }
 
   /** Starts the attempt; the promise settles with whatever `onEnd` decides (it calls settle). */
@@ -87,10 +97,11 @@ export class Attempt implements AttemptContext, Expiring {
       this.resolve = resolve;
       this.reject = reject;
       if (this.expiresAt <= this.deadlineAt) {
-        this.timeouts.add(this);
+        this.env.timeouts(this.attemptMs).add(this);
       } else {
         this.timer = setTimeout(onDeadline, this.deadlineAt - this.startedAt, this);
         this.timer.unref?.();
+        this.env.attempts.add(this); // not in a timeout list: close() must find it here
       }
       if (this.callerSignal !== undefined) listenForAbort(this.callerSignal, this);
       let result: T | Promise<T>;
@@ -142,8 +153,12 @@ export class Attempt implements AttemptContext, Expiring {
   private end(end: AttemptEnd, result: unknown): void {
     if (this.done) return;
     this.done = true;
-    if (this.timer === undefined) this.timeouts.remove(this);
-    else clearTimeout(this.timer);
+    if (this.timer === undefined) {
+      this.env.timeouts(this.attemptMs).remove(this);
+    } else {
+      clearTimeout(this.timer);
+      this.env.attempts.delete(this);
+    }
     if (this.callerSignal !== undefined) this.callerSignal.removeEventListener('abort', this);
     if (end === 'aborted' || (end === 'error' && result instanceof TimeoutError)) {
       // Stop the function's work: on timeout, caller abort or cancel (a signal read later is born aborted).

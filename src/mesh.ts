@@ -188,7 +188,9 @@ export function createMesh(options: MeshOptions): Mesh {
       if (closed) return;
       closed = true;
       closing.abort(new MeshClosedError('*'));
-      for (const attempt of [...attempts]) attempt.cancel(new MeshClosedError(attempt.service));
+      const inFlight = [...attempts];
+      for (const list of timeoutLists.values()) inFlight.push(...(list.entries() as Attempt[]));
+      for (const attempt of inFlight) attempt.cancel(new MeshClosedError(attempt.service));
       discovery.close();
       for (const svc of services.values()) svc.close(new MeshClosedError(svc.name));
       breakerClock.close();

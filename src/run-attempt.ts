@@ -12,7 +12,7 @@ import {
 } from './errors.js';
 import type { MeshEmitter } from './observe/emitter.js';
 import type { Outcome, ResolvedRetry, Verdict } from './options.js';
-import { defaultClassify, isUnsent, outcomeLabel } from './resilience/classify.js';
+import { classifyError, classifyStatus, isUnsent, outcomeLabel } from './resilience/classify.js';
 import type { Service } from './service.js';
 import type { Clock } from './util/clock.js';
 import type { TimeoutList } from './util/timeout-list.js';
@@ -21,11 +21,12 @@ import type { TimeoutList } from './util/timeout-list.js';
 export interface CallEnv {
   readonly clock: Clock;
   readonly events: MeshEmitter;
+  /** Attempts in flight that are in no timeout list (cut short by the call's deadline). */
   readonly attempts: Set<Attempt>;
   readonly isClosed: () => boolean;
   /** Aborts when the mesh closes: ends backoff sleeps at once. */
   readonly closeSignal: AbortSignal;
-  /** The shared attempt-timeout list for a duration. */
+  /** The shared attempt-timeout list for a duration (every attempt in flight is in one, or in `attempts`). */
   readonly timeouts: (attemptMs: number) => TimeoutList;
 }
 
@@ -136,11 +137,7 @@ export function runAttempt<T>(
   if (env.events.has('request')) {
     env.events.emit('request', { service: svc.name, endpoint: state.endpoint, attempt: attemptNo });
   }
-  const timeouts = env.timeouts(req.attemptMs);
-  const attempt = new Attempt(svc.name, attemptNo, state, env.clock, now, deadline, req.attemptMs, timeouts, req.signal, (a, end, result) =>
-    onAttemptEnd(env, svc, req, a, end, result),
-  );
-  env.attempts.add(attempt);
+  const attempt = new Attempt(env, svc, req, state, attemptNo, now, deadline, onAttemptEnd);
   group?.push(attempt);
   // A closed breaker is fed the verdict directly (see EndpointBreaker); only a half-open probe runs
   // through opossum's fire(), which lets exactly one through and closes or reopens on its outcome.
@@ -150,8 +147,8 @@ export function runAttempt<T>(
   return breaker.fire(() => attempt.run(fn));
 }
 
-function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, end: AttemptEnd, result: unknown): void {
-  env.attempts.delete(a);
+function onAttemptEnd(a: Attempt, end: AttemptEnd, result: unknown): void {
+  const { env, svc, req } = a;
   const now = env.clock.now();
   const durationMs = now - a.startedAt;
   const state = a.state;
@@ -161,10 +158,7 @@ function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, 
     a.settle(false, result);
     return;
   }
-  const outcome = toOutcome(req, end, result, svc.name, a.attempt);
-  const verdict: Verdict = svc.policy.classify
-    ? svc.policy.classify(outcome)
-    : defaultClassify(outcome, req.retry === false ? DEFAULT_RETRY_ON : req.retry.retryOn);
+  const verdict = verdictOf(a, end, result);
   const ok = verdict === 'success';
   state.end(durationMs, ok, now);
   if (state.breaker !== undefined && !a.probe) state.breaker.record(ok);
@@ -177,8 +171,8 @@ function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, 
     a.settle(end === 'value', result);
     return;
   }
-  const response = outcome.kind === 'response' ? outcome.response : undefined;
-  const error = outcome.kind === 'error' ? outcome.error : undefined;
+  const response = end === 'value' && req.http && result instanceof Response ? result : undefined;
+  const error = end === 'error' ? result : undefined;
   const label = outcomeLabel(error, response?.status);
   if (env.events.has('failure')) {
     env.events.emit('failure', {
@@ -192,6 +186,18 @@ function onAttemptEnd(env: CallEnv, svc: Service, req: CallRequest, a: Attempt, 
   }
   const record: AttemptRecord = { attempt: a.attempt, endpoint: state.id, durationMs, outcome: label };
   a.settle(false, new AttemptFailure(record, state, error, response, isRetryable(req, verdict, error)));
+}
+
+/** The verdict on one attempt: the policy's `classify` if any, else the default rules without allocating. */
+function verdictOf(a: Attempt, end: AttemptEnd, result: unknown): Verdict {
+  const { svc, req } = a;
+  const custom = svc.policy.classify;
+  if (custom !== undefined) return custom(toOutcome(req, end, result, svc.name, a.attempt));
+  if (end === 'error') return classifyError(result);
+  if (req.http && result instanceof Response) {
+    return classifyStatus(result.status, req.retry === false ? DEFAULT_RETRY_ON : req.retry.retryOn);
+  }
+  return 'success';
 }
 
 function toOutcome(req: CallRequest, end: AttemptEnd, result: unknown, service: string, attempt: number): Outcome {

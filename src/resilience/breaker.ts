@@ -39,7 +39,7 @@ export class BreakerClock {
  * It is in opossum's JavaScript (since v5) but not in @types/opossum; the breaker tests pin its behaviour.
  */
 interface CountingStatus {
-  increment(property: 'fires' | 'successes' | 'failures'): void;
+  increment(property: 'fires' | 'failures'): void;
 }
 
 /** What counts as a failure for the breaker: set by the call step on the promise it fires. */
@@ -111,10 +111,9 @@ export class EndpointBreaker {
     if (!this.cb.closed) return; // a late answer from before it opened: the window is no longer ours to judge
     const status = this.cb.status as unknown as CountingStatus;
     status.increment('fires');
-    if (ok) {
-      status.increment('successes');
-      return;
-    }
+    // opossum's rule reads only fires and failures; its 'successes' count would also push a latency
+    // sample per call into the bucket (an allocation on every success), so it is left out.
+    if (ok) return;
     status.increment('failures');
     const stats = this.cb.stats;
     if (stats.fires >= this.volumeThreshold && (stats.failures / stats.fires) * 100 > this.threshold) this.cb.open();

@@ -46,13 +46,20 @@ export function defaultClassify(outcome: Outcome, retryOn: ReadonlySet<number>):
   switch (outcome.kind) {
     case 'value':
       return 'success';
-    case 'response': {
-      const status = outcome.response.status;
-      if (retryOn.has(status)) return 'retryable-failure';
-      return status >= 500 ? 'failure' : 'success';
-    }
+    case 'response':
+      return classifyStatus(outcome.response.status, retryOn);
     case 'error':
-      if (outcome.error instanceof TimeoutError && outcome.error.scope === 'total') return 'failure';
-      return 'retryable-failure';
+      return classifyError(outcome.error);
   }
+}
+
+/** The default verdict of an HTTP status (see {@link defaultClassify}). */
+export function classifyStatus(status: number, retryOn: ReadonlySet<number>): Verdict {
+  if (retryOn.has(status)) return 'retryable-failure';
+  return status >= 500 ? 'failure' : 'success';
+}
+
+/** The default verdict of a thrown error: retryable, unless the call's total deadline passed. */
+export function classifyError(error: unknown): Verdict {
+  return error instanceof TimeoutError && error.scope === 'total' ? 'failure' : 'retryable-failure';
 }

@@ -47,6 +47,13 @@ export class TimeoutList {
     item.prev = item.next = undefined;
   }
 
+  /** The entries now in the list, oldest first. */
+  entries(): Expiring[] {
+    const out: Expiring[] = [];
+    for (let item = this.head; item !== undefined; item = item.next) out.push(item);
+    return out;
+  }
+
   /** Stops the timer; entries left in the list never expire (the mesh is closing). */
   clear(): void {
     clearTimeout(this.timer);

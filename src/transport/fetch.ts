@@ -30,11 +30,8 @@ export function planFetch(
   init: MeshRequestInit | undefined,
 ): FetchPlan {
   const request = typeof input === 'object' && !(input instanceof URL) ? input : undefined;
-  const raw = request ? request.url : String(input);
-  const url = parseServiceUrl(raw);
-  const service = url.hostname;
-  const prefix = `${url.protocol}//`;
-  const suffix = `${url.pathname}${url.search}`;
+  const { scheme, service, rest } = parseServiceUrl(request ? request.url : String(input));
+  const prefix = `${scheme}//`;
   const method = (init?.method ?? request?.method ?? 'GET').toUpperCase();
   const body = init?.body ?? undefined;
   const replayable = !isStreamBody(body) && !(body === undefined && request?.body);
@@ -43,7 +40,7 @@ export function planFetch(
   const callerSignal = init?.signal ?? request?.signal ?? undefined;
 
   const attempt: AttemptFn<Response> = (endpoint, ctx) => {
-    const target = prefix + authority(endpoint.host, endpoint.port) + suffix;
+    const target = prefix + authority(endpoint.host, endpoint.port) + rest;
     // The attempt signal stops at headers; linking the caller's too keeps its abort working on the body.
     const signal = callerSignal ? AbortSignal.any([ctx.signal, callerSignal]) : ctx.signal;
     if (request) return fetchImpl(new Request(target, request), { ...fetchInit, signal });
@@ -52,23 +49,42 @@ export function planFetch(
   return { service, idempotent, replayable, attempt };
 }
 
+/** A mesh URL taken apart: `http://users:8080/v1/me?x=1#top` → `http:`, `users`, `/v1/me?x=1`. */
+export interface ServiceUrl {
+  readonly scheme: 'http:' | 'https:';
+  readonly service: string;
+  /** Path and query, kept verbatim (the fragment never goes on the wire). */
+  readonly rest: string;
+}
+
+const SERVICE_URL = /^(https?):\/\/([^/?#]*)([^#]*)/i;
+
 /**
- * Parses a mesh URL and checks its hostname as a service name. The raw string is checked first: the URL
- * parser silently drops tabs and line breaks, and a hostile name must be refused, not repaired.
+ * Parses a mesh URL with one regular expression instead of `new URL()` (about a microsecond a call), and
+ * checks its host as a service name. The raw text is checked, not a parsed form: the URL parser silently
+ * drops tabs and line breaks, and a hostile name must be refused, not repaired. A port in the URL is
+ * ignored (the endpoint's port is used); credentials in it are refused, as fetch refuses them.
  */
-export function parseServiceUrl(raw: string): URL {
-  const authorityPart = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(raw)?.[1];
-  if (authorityPart === undefined) throw new TypeError(`mesh.fetch needs an absolute URL like http://service/path, got ${JSON.stringify(raw.slice(0, 80))}`);
+export function parseServiceUrl(raw: string): ServiceUrl {
+  const m = SERVICE_URL.exec(raw);
+  if (m === null) {
+    throw new TypeError(`mesh.fetch needs an absolute http(s) URL like http://service/path, got ${JSON.stringify(raw.slice(0, 80))}`);
+  }
+  const authorityPart = m[2] as string;
   if (/[\s\u0000-\u001f%]/.test(authorityPart)) {
     throw new InvalidServiceNameError(authorityPart, 'it contains whitespace, a control character or %');
   }
-  const url = new URL(raw);
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new TypeError(`mesh.fetch supports http: and https: URLs, got ${url.protocol}`);
-  }
-  const problem = serviceNameProblem(url.hostname);
-  if (problem) throw new InvalidServiceNameError(url.hostname, problem);
-  return url;
+  if (authorityPart.includes('@')) throw new TypeError('mesh.fetch URLs must not carry credentials');
+  const colon = authorityPart.lastIndexOf(':');
+  const host = (colon >= 0 && /^\d*$/.test(authorityPart.slice(colon + 1)) ? authorityPart.slice(0, colon) : authorityPart).toLowerCase();
+  const problem = serviceNameProblem(host);
+  if (problem) throw new InvalidServiceNameError(host, problem);
+  const path = m[3] as string;
+  return {
+    scheme: `${(m[1] as string).toLowerCase()}:` as 'http:' | 'https:',
+    service: host,
+    rest: path === '' || path[0] === '?' ? `/${path}` : path,
+  };
 }
 
 function isStreamBody(body: unknown): boolean {

@@ -3,6 +3,9 @@ import type { EndpointBreaker } from '../resilience/breaker.js';
 import type { OutlierDetector } from '../resilience/outlier.js';
 import { PeakEwma } from '../util/ewma.js';
 
+/** The highest latency cost a failure can push an endpoint to (P2C only compares costs; more adds nothing). */
+export const FAILURE_COST_CAP_MS = 5_000;
+
 /** Tuning shared by every endpoint of a service. */
 export interface EndpointStateOptions {
   /** Peak-EWMA decay time constant (Finagle and Linkerd use 10 s). */
@@ -79,8 +82,11 @@ export class EndpointState {
   }
 
   /**
-   * End of an attempt. A failure never lowers the cost: a backend that fails fast must not look fast
-   * and attract more traffic (the "fast failure black hole").
+   * End of an attempt. A failure doubles the latency cost (up to {@link FAILURE_COST_CAP_MS}) instead of
+   * recording its own, often tiny, duration: under P2C a backend that fails fast would otherwise look
+   * fast, win every comparison and draw traffic to itself (the "fast failure black hole"). An endpoint
+   * that comes back is re-seeded to a neutral cost by the health step, so the penalty does not outlive
+   * the failure.
    */
   end(rttMs: number, ok: boolean, now: number): void {
     this.inflight--;
@@ -89,7 +95,8 @@ export class EndpointState {
       this.latency.observe(rttMs, now);
     } else {
       this.failures++;
-      this.latency.observe(Math.max(rttMs, this.latency.get(now)), now);
+      const penalty = Math.min(FAILURE_COST_CAP_MS, Math.max(rttMs, 2 * this.latency.get(now), this.latency.initial));
+      this.latency.observe(penalty, now);
     }
   }
 }

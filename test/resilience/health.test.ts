@@ -142,6 +142,7 @@ describe('outlier ejection (Envoy semantics)', () => {
       breaker: false,
       outlier: { ...outlier, maxEjectionPercent: 100 },
       panicThresholdPercent: 50,
+      balancer: 'round-robin', // candidates, not latency, are the point here
     });
     const panics: number[] = [];
     m.on('panic', (e) => panics.push(e.healthy));

@@ -1,0 +1,85 @@
+/**
+ * Local HTTP backends for the demo and the benches. Every server listens on 127.0.0.1, port 0.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** How a backend behaves. */
+export interface BackendOptions {
+  /** Shown in the demo's tables. */
+  readonly name: string;
+  /** Response delay, drawn uniformly from [minMs, maxMs]. 0/0 answers at once. */
+  readonly minMs?: number;
+  readonly maxMs?: number;
+  /** Share of requests answered with 503, from 0 to 1. */
+  readonly failRate?: number;
+  /** The response body. */
+  readonly body?: string;
+}
+
+/** A running backend. */
+export interface Backend {
+  readonly name: string;
+  readonly port: number;
+  /** `127.0.0.1:port`, the endpoint id the mesh gives it. */
+  readonly address: string;
+  /** Requests the server saw. */
+  readonly handled: () => number;
+  /** Stops at once: refuses new connections and drops the open ones (a crash, seen from outside). */
+  kill(): void;
+  /** Stops and waits until the server is closed. Safe after `kill`. */
+  close(): Promise<void>;
+}
+
+/** Starts one backend on 127.0.0.1:0. */
+export async function startBackend(options: BackendOptions): Promise<Backend> {
+  const { name, minMs = 0, maxMs = minMs, failRate = 0, body = `hello from ${options.name}\n` } = options;
+  let handled = 0;
+  const server: Server = createServer((req, res) => {
+    handled++;
+    const delay = minMs + Math.random() * (maxMs - minMs);
+    const respond = (): void => {
+      if (Math.random() < failRate) {
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('unavailable\n');
+      } else {
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
+      }
+    };
+    req.resume();
+    if (delay <= 0) respond();
+    else sleep(delay).then(respond, () => res.destroy());
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }));
+  return {
+    name,
+    port,
+    address: `127.0.0.1:${port}`,
+    handled: () => handled,
+    kill: () => void close(),
+    close,
+  };
+}
+
+/** Starts several backends; closes the ones started if one fails. */
+export async function startBackends(list: readonly BackendOptions[]): Promise<Backend[]> {
+  const settled = await Promise.allSettled(list.map(startBackend));
+  const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(started.map((b) => b.close()));
+    throw failed.reason;
+  }
+  return started;
+}

@@ -1,0 +1,116 @@
+// The published artifact, as a consumer gets it: build with the project's tsup config, `npm pack`, unpack
+// into a scratch node_modules, then `require('proxyless')` (require(esm), Node >= 20.19) and
+// `import('proxyless')` from child processes of the Node that runs this suite.
+//
+// The build goes to a scratch copy of the package, never to the work tree's dist/, so this suite does not race a
+// developer's `npm run build` or the CI's `check:package`.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  dependencies?: Record<string, string>;
+};
+
+let scratch: string;
+let consumer: string;
+let packedFiles: string[];
+
+function run(command: string, args: readonly string[], cwd: string): string {
+  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+}
+
+/** Runs a script with the Node that runs this suite; returns stdout (stderr is passed on in the error). */
+function node(file: string): string {
+  try {
+    return run(process.execPath, [file], dirname(file));
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${file} failed: ${e.message}\nstdout: ${e.stdout ?? ''}\nstderr: ${e.stderr ?? ''}`);
+  }
+}
+
+beforeAll(() => {
+  scratch = mkdtempSync(join(tmpdir(), 'proxyless-package-'));
+  const staged = join(scratch, 'package');
+  mkdirSync(staged);
+  for (const file of ['package.json', 'README.md', 'LICENSE']) {
+    if (existsSync(join(root, file))) copyFileSync(join(root, file), join(staged, file));
+  }
+
+  // The project's tsup config, run from the root (entry, tsconfig), written into the staged package.
+  const tsupBin = join(dirname(createRequire(join(root, 'package.json')).resolve('tsup/package.json')), 'dist/cli-default.js');
+  run(process.execPath, [tsupBin, '--out-dir', join(staged, 'dist'), '--silent'], root);
+
+  // `npm pack` applies `files` and `.npmignore` as a publish would.
+  const packed = JSON.parse(
+    run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], staged),
+  ) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const packResult = packed[0]!;
+  packedFiles = packResult.files.map((f) => f.path).sort();
+
+  consumer = join(scratch, 'consumer');
+  const installed = join(consumer, 'node_modules', pkg.name);
+  mkdirSync(installed, { recursive: true });
+  run('tar', ['-xzf', join(scratch, packResult.filename), '-C', installed, '--strip-components=1'], scratch);
+  // The package's dependencies, as npm would hoist them beside it (their own dependencies resolve from the
+  // work tree's node_modules, where the symlinks point).
+  for (const dep of Object.keys(pkg.dependencies ?? {})) {
+    const target = join(consumer, 'node_modules', dep);
+    mkdirSync(dirname(target), { recursive: true });
+    symlinkSync(join(root, 'node_modules', dep), target, 'dir');
+  }
+}, 180_000);
+
+afterAll(() => {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('the packed package', () => {
+  it('ships dist/index.js and dist/index.d.ts, and no sources or tests', () => {
+    expect(packedFiles).toContain('package.json');
+    expect(packedFiles).toContain('dist/index.js');
+    expect(packedFiles).toContain('dist/index.d.ts');
+    expect(packedFiles.filter((f) => /^(src|test|bench|examples)\//.test(f))).toEqual([]);
+  });
+
+  it("require('proxyless') works from CommonJS (require(esm))", () => {
+    const file = join(consumer, 'require.cjs');
+    writeFileSync(
+      file,
+      `const m = require(${JSON.stringify(pkg.name)});
+const mesh = m.createMesh({ registry: m.staticRegistry({ users: ['127.0.0.1:1'] }) });
+console.log(JSON.stringify({
+  createMesh: typeof m.createMesh,
+  staticRegistry: typeof m.staticRegistry,
+  MeshError: typeof m.MeshError,
+  fetch: typeof mesh.fetch,
+  resolved: require.resolve(${JSON.stringify(pkg.name)}),
+}));
+mesh.close();
+`,
+    );
+    const out = JSON.parse(node(file)) as Record<string, string>;
+    expect(out).toMatchObject({ createMesh: 'function', staticRegistry: 'function', MeshError: 'function', fetch: 'function' });
+    // Resolved by package name through `exports`, to the unpacked tarball's build.
+    expect(out.resolved).toBe(realpathSync(join(consumer, 'node_modules', pkg.name, 'dist', 'index.js')));
+  });
+
+  it("import('proxyless') works from ESM", () => {
+    const file = join(consumer, 'import.mjs');
+    writeFileSync(
+      file,
+      `import { createMesh, staticRegistry } from ${JSON.stringify(pkg.name)};
+console.log(JSON.stringify({ createMesh: typeof createMesh, staticRegistry: typeof staticRegistry }));
+`,
+    );
+    expect(JSON.parse(node(file))).toEqual({ createMesh: 'function', staticRegistry: 'function' });
+  });
+});

@@ -1,5 +1,6 @@
 import type { AttemptFn } from './attempt.js';
 import { BulkheadFullError, MeshClosedError, TimeoutError } from './errors.js';
+import { callOutcomeOf, OUTCOME } from './observe/service-metrics.js';
 import { retryAfterFailure } from './resilience/retry.js';
 import { runHedged } from './resilience/hedge.js';
 import {
@@ -30,10 +31,16 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
     // A full bulkhead rejects at once, unless its bounded queue has room (the slot is then handed over).
     const waiting = svc.queue?.wait(signal, req.totalMs, () => new TimeoutError(svc.name, 'total', req.totalMs));
     if (waiting === undefined) {
+      svc.metrics.callEnded(OUTCOME.rejected);
       if (env.events.has('rejected')) env.events.emit('rejected', { service: svc.name, reason: 'bulkhead' });
       throw new BulkheadFullError(svc.name, svc.policy.maxConcurrent);
     }
-    await waiting;
+    try {
+      await waiting;
+    } catch (error) {
+      svc.metrics.callEnded(callOutcomeOf(error, signal), env.clock.now() - start);
+      throw error;
+    }
   } else {
     svc.active++;
   }
@@ -50,19 +57,32 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
     // 3-6. Pick, attempt, classify, record. Without a hedge the first attempt allocates no progress record.
     const state = pickOrThrow(env, svc, 1, NO_TRIES, req, now);
     let progress: CallProgress | undefined;
+    let value: unknown;
     try {
-      if (req.hedge === false) return (await runAttempt(env, svc, fn, req, state, 1, deadline, now)) as T;
-      progress = new CallProgress();
-      return (await runHedged(env, svc, fn, req, req.hedge, state, deadline, progress, now)) as T;
+      if (req.hedge === false) {
+        value = await runAttempt(env, svc, fn, req, state, 1, deadline, now);
+      } else {
+        progress = new CallProgress();
+        value = await runHedged(env, svc, fn, req, req.hedge, state, deadline, progress, now);
+      }
     } catch (error) {
       if (!(error instanceof AttemptFailure)) throw error;
       progress ??= CallProgress.after(error);
       // 7. Retry: a retryable failure hands over to p-retry; anything else ends the call here.
-      if (!error.retryable) return finish(svc, error, progress.records()) as T;
-      return (await retryAfterFailure(env, svc, fn, req, progress, deadline)) as T;
+      const result = error.retryable
+        ? await retryAfterFailure(env, svc, fn, req, progress, deadline)
+        : finish(svc, error, progress.records());
+      // A failing last Response resolves the call (fetch semantics) but counts as a failed call.
+      const failed = result instanceof Response && progress.failures.some((f) => f.response === result);
+      svc.metrics.callEnded(failed ? OUTCOME.failure : OUTCOME.success, env.clock.now() - start);
+      return result as T;
     }
+    // Metrics: the success path reads no clock; the winning attempt's end time is on record.
+    svc.metrics.callSucceeded(start);
+    return value as T;
   } catch (error) {
     svc.callFailures++;
+    svc.metrics.callEnded(callOutcomeOf(error, signal), env.clock.now() - start);
     throw error;
   } finally {
     if (svc.queue === undefined || !svc.queue.handOver()) svc.active--;

@@ -1,12 +1,20 @@
+import { DEFAULT_OVERPROVISIONING_FACTOR } from './balancer/locality.js';
+import { DEFAULT_MAGLEV } from './balancer/maglev.js';
+import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
+import { DEFAULT_SLOW_START } from './balancer/slow-start.js';
 import type {
   BudgetPolicy,
   BreakerPolicy,
   HedgePolicy,
+  LocalityPolicy,
+  MaglevPolicy,
   OutlierPolicy,
   Policy,
   ResolvedPolicy,
   ResolvedRetry,
   RetryPolicy,
+  RingHashPolicy,
+  SlowStartPolicy,
 } from './options.js';
 
 /** The defaults of API.md's Policy table. */
@@ -38,12 +46,16 @@ export const DEFAULT_HEDGE_MAX_ATTEMPTS = 2;
 /** Peak-EWMA decay (Finagle, Linkerd: 10 s) and the cost of an endpoint not measured yet (Linkerd: 30 ms). */
 export const EWMA_DECAY_MS = 10_000;
 export const DEFAULT_RTT_MS = 30;
+/** Zone-aware balancing is on by default (it acts only when the mesh has a `zone`). */
+export const DEFAULT_LOCALITY: Required<LocalityPolicy> = { overprovisioningFactor: DEFAULT_OVERPROVISIONING_FACTOR };
 export const DEFAULT_DISCOVERY = { refreshMs: 30_000, maxServices: 1_000, resolveTimeoutMs: 5_000 } as const;
 
 /** Merges `defaults` and a service's overrides, one level deep, and fills every gap with a default. */
 export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): ResolvedPolicy {
   const pick = <K extends keyof Policy>(key: K): Policy[K] => (key in override ? override[key] : defaults[key]);
-  const merged = <T extends object>(key: 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge'): T | false | undefined => {
+  const merged = <T extends object>(
+    key: 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge' | 'ringHash' | 'maglev' | 'slowStart' | 'locality',
+  ): T | false | undefined => {
     const o = override[key];
     const d = defaults[key];
     if (o === false) return false;
@@ -61,7 +73,18 @@ export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): Res
     maxConcurrent: pick('maxConcurrent') ?? Infinity,
     maxQueued: pick('maxQueued') ?? 0,
     classify: pick('classify'),
+    hashHeader: pick('hashHeader')?.toLowerCase(),
+    ringHash: { ...DEFAULT_RING_HASH, ...(merged<RingHashPolicy>('ringHash') || {}) },
+    maglev: { ...DEFAULT_MAGLEV, ...(merged<MaglevPolicy>('maglev') || {}) },
+    slowStart: resolveSlowStart(merged<SlowStartPolicy>('slowStart')),
+    locality: resolveOptional(merged<LocalityPolicy>('locality'), DEFAULT_LOCALITY),
   };
+}
+
+/** Slow start is off unless a policy sets it (then `windowMs` is required: validated). */
+function resolveSlowStart(value: SlowStartPolicy | false | undefined): false | Required<SlowStartPolicy> {
+  if (value === false || value === undefined) return false;
+  return { ...DEFAULT_SLOW_START, ...value };
 }
 
 function resolveOptional<T extends object>(value: T | false | undefined, defaults: Required<T>): false | Required<T> {

@@ -49,6 +49,17 @@ export interface MeshEvents {
   };
   /** Discovery failed; `stale` is true when the last good list keeps serving. */
   'discovery-error': ServiceEvent & { readonly error: Error; readonly stale: boolean };
+  /**
+   * Zone-aware balancing (the mesh's `zone`): the share of first attempts sent out of the local zone changed, because
+   * the local zone lost (or regained) healthy endpoints. Emitted on changes only, never per call; `spillPercent` 0
+   * means all traffic is local again. An endpoint without a zone is listed in `to` as `''`.
+   */
+  'zone-spill': ServiceEvent & {
+    readonly from: string;
+    readonly to: readonly string[];
+    readonly localHealthyPercent: number;
+    readonly spillPercent: number;
+  };
   /** A listener threw. */
   'listener-error': { readonly event: string; readonly error: unknown };
 }

@@ -30,10 +30,16 @@ export type {
   OutlierPolicy,
   HedgePolicy,
   DiscoveryOptions,
+  RingHashPolicy,
+  MaglevPolicy,
+  SlowStartPolicy,
+  LocalityPolicy,
   Outcome,
   Verdict,
 } from './options.js';
 export type { MeshRequestInit } from './transport/fetch.js';
 export type { MeshSnapshot, ServiceSnapshot, EndpointSnapshot } from './observe/snapshot.js';
+export type { AdminHandler, AdminHandlerOptions, AdminRequest, AdminResponse } from './observe/admin.js';
+export { withTraceContext, type TraceContextApi } from './observe/trace-context.js';
 export type { Clock } from './util/clock.js';
 export { seededRng, type Rng } from './util/random.js';

@@ -6,13 +6,17 @@ import type { Registry } from './discovery/registry.js';
 import { InvalidServiceNameError, MeshClosedError } from './errors.js';
 import type { MeshEventName, MeshEvents } from './events.js';
 import { MeshEmitter } from './observe/emitter.js';
+import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './observe/admin.js';
+import { subscribeMetrics } from './observe/metrics-subscriber.js';
+import { renderMetrics } from './observe/prometheus.js';
+import { RETIRED_GRACE_MS } from './observe/service-metrics.js';
 import { BreakerClock } from './resilience/breaker.js';
 import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
 import type { CallOptions, MeshOptions, Policy } from './options.js';
 import { buildRequest } from './request.js';
 import type { CallEnv } from './run-attempt.js';
 import { Service } from './service.js';
-import { planFetch, type MeshRequestInit } from './transport/fetch.js';
+import { headerValue, planFetch, type MeshRequestInit } from './transport/fetch.js';
 import { systemClock } from './util/clock.js';
 import { TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
@@ -52,6 +56,19 @@ export interface Mesh {
   off<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
   /** Plain JSON of every service and endpoint. */
   snapshot(): MeshSnapshot;
+  /**
+   * Prometheus text exposition (format 0.0.4) of every service and endpoint: request and attempt counters by
+   * outcome, duration histograms, endpoint and breaker gauges. Every name starts `proxyless_`; the README's
+   * "Operating it" lists them. Serve it yourself, or through {@link Mesh.adminHandler}.
+   * @example res.setHeader('content-type', 'text/plain; version=0.0.4').end(mesh.metrics())
+   */
+  metrics(): string;
+  /**
+   * A read-only `(req, res)` handler for `node:http`: `/metrics`, `/snapshot` (JSON), `/` (a live HTML
+   * dashboard), 404 for anything else.
+   * @example http.createServer(mesh.adminHandler()).listen(9901, '127.0.0.1')
+   */
+  adminHandler(options?: AdminHandlerOptions): AdminHandler;
   /** Resolves these services now, instead of on their first call. */
   warmup(services: readonly string[]): Promise<void>;
   /** Stops watches and timers, aborts calls in flight; later calls reject with `MeshClosedError`. */
@@ -80,6 +97,9 @@ export function createMesh(options: MeshOptions): Mesh {
   const attempts = new Set<Attempt>();
   const breakerClock = new BreakerClock();
   let closed = false;
+  subscribeMetrics(events, (name) => services.get(name)?.metrics, clock);
+  // A stale discovery flag holds this long after the latest error: failing refreshes repeat well within it.
+  const staleHoldMs = 2 * Math.max(options.discovery?.refreshMs ?? DEFAULT_DISCOVERY.refreshMs, 60_000);
 
   const discovery = new DiscoveryCache(
     registry,
@@ -122,7 +142,7 @@ export function createMesh(options: MeshOptions): Mesh {
       const problem = serviceNameProblem(name);
       if (problem) throw new InvalidServiceNameError(String(name), problem);
       const policy = resolvePolicy(options.defaults, Object.hasOwn(overrides, name) ? overrides[name] : undefined);
-      svc = new Service(name, policy, { discovery, clock, rng, events, breakerClock });
+      svc = new Service(name, policy, { discovery, clock, rng, events, breakerClock, zone: options.zone });
       services.set(name, svc);
     }
     return svc;
@@ -145,7 +165,9 @@ export function createMesh(options: MeshOptions): Mesh {
       if (closed) throw new MeshClosedError(plan.service);
       const svc = serviceFor(plan.service);
       const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
-      const request = buildRequest(svc, { ...init, signal }, plan.idempotent, plan.replayable, true);
+      const hashHeader = svc.policy.hashHeader;
+      const hashKey = init?.hashKey ?? (hashHeader === undefined ? undefined : headerValue(input, init, hashHeader));
+      const request = buildRequest(svc, { ...init, signal, hashKey }, plan.idempotent, plan.replayable, true);
       return executeCall(env, svc, plan.attempt, request);
     } catch (error) {
       return Promise.reject(error);
@@ -181,6 +203,8 @@ export function createMesh(options: MeshOptions): Mesh {
       return mesh;
     },
     snapshot: () => takeSnapshot(services, clock.now()),
+    metrics: () => renderMetrics(services.values(), { now: clock.now(), retiredGraceMs: RETIRED_GRACE_MS, staleHoldMs }),
+    adminHandler: (adminOptions) => createAdminHandler(mesh, adminOptions),
     async warmup(names) {
       await Promise.all(names.map((name) => serviceFor(name).prepare(clock.now())));
     },

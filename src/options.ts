@@ -116,6 +116,80 @@ export interface Policy {
   maxQueued?: number;
   /** Overrides the default outcome classification. */
   classify?: (outcome: Outcome) => Verdict;
+  /**
+   * For `mesh.fetch`: the request header whose value is the affinity key of `ring-hash` and `maglev` when the call
+   * passes no `hashKey`. Case-insensitive. Default: none (a call without a key gets a random one).
+   * @example { balancer: 'ring-hash', hashHeader: 'x-user-id' }
+   */
+  hashHeader?: string;
+  /** Tuning of the `ring-hash` balancer. */
+  ringHash?: RingHashPolicy;
+  /** Tuning of the `maglev` balancer. */
+  maglev?: MaglevPolicy;
+  /**
+   * Ramps the weight of endpoints that discovery adds after the first list, over `windowMs` (Envoy's slow start).
+   * Honoured by round-robin, random, least-request and peak-ewma; not by the hash balancers. Default `false`.
+   * @example { slowStart: { windowMs: 30_000, aggression: 1, minWeightPercent: 10 } }
+   */
+  slowStart?: false | SlowStartPolicy;
+  /**
+   * Zone-aware balancing, when the mesh has a `zone`: prefer endpoints of that zone, and spill to the others as the
+   * local zone loses healthy endpoints. `false` turns it off for a service. Default on, `{ overprovisioningFactor: 1.4 }`.
+   * @example { locality: { overprovisioningFactor: 1.2 } }
+   */
+  locality?: false | LocalityPolicy;
+}
+
+/**
+ * Ring hash (Envoy's `RING_HASH`): virtual nodes in proportion to weight on a 32-bit ring.
+ * @example { minRingSize: 1024, maxRingSize: 8_388_608, hashBalanceFactor: 150 }
+ */
+export interface RingHashPolicy {
+  /** Fewest ring entries (the ring grows in powers of two per unit of weight to reach it). Default 1024. */
+  minRingSize?: number;
+  /** Most ring entries, at most 8,388,608. Default 8,388,608 (Envoy's). */
+  maxRingSize?: number;
+  /**
+   * Bounded load, in percent (>= 100): an endpoint above this share of the average load passes the key on to the
+   * next one in a fixed pseudo-random order (Envoy's `hash_balance_factor`). Default: off.
+   */
+  hashBalanceFactor?: number;
+}
+
+/**
+ * Maglev (Envoy's `MAGLEV`): a lookup table of `tableSize` slots, filled by each endpoint's permutation.
+ * @example { tableSize: 65_537 }
+ */
+export interface MaglevPolicy {
+  /** Table size M, a prime up to 5,000,011; about 100 × the endpoints or more keeps shares within 1 %. Default 65537. */
+  tableSize?: number;
+  /** Bounded load, in percent (>= 100), as for ring hash. Default: off. */
+  hashBalanceFactor?: number;
+}
+
+/**
+ * Slow start, Envoy's formula: weight × max(minWeightPercent ÷ 100, (t ÷ windowMs) ^ (1 ÷ aggression)).
+ * @example { windowMs: 30_000, aggression: 2, minWeightPercent: 10 }
+ */
+export interface SlowStartPolicy {
+  /** How long a new endpoint ramps. Required. */
+  windowMs: number;
+  /** Above 1 ramps faster at first, below 1 slower. Default 1 (linear). */
+  aggression?: number;
+  /** The least share of its weight a ramping endpoint gets, in percent. Default 10. */
+  minWeightPercent?: number;
+}
+
+/**
+ * Zone-aware balancing (needs the mesh's `zone`).
+ * @example { overprovisioningFactor: 1.4 }
+ */
+export interface LocalityPolicy {
+  /**
+   * The local zone keeps all traffic while its healthy share × this factor ≥ 1 (with 1.4: until fewer than ~72 % of
+   * its endpoints are healthy); below that it keeps healthy share × factor of the traffic. Default 1.4 (Envoy's).
+   */
+  overprovisioningFactor?: number;
 }
 
 /**
@@ -130,7 +204,11 @@ export interface MeshOptions {
   defaults?: Policy;
   /** Per-service overrides of `defaults`, merged key by key (one level deep). */
   services?: Record<string, Policy>;
-  /** This process's locality, for zone-aware balancing. */
+  /**
+   * This process's locality, for zone-aware balancing: endpoints whose `zone` matches are preferred (see the
+   * policy's `locality`). Default: none, and zones are ignored.
+   * @example 'eu-west-1a'
+   */
   zone?: string;
   /** The implementation behind `mesh.fetch`. Default `globalThis.fetch`. */
   fetch?: typeof globalThis.fetch;
@@ -159,7 +237,11 @@ export interface DiscoveryOptions {
 export interface CallOptions {
   /** The caller's abort: the call rejects with the signal's reason, at any point. */
   signal?: AbortSignal | null | undefined;
-  /** Affinity key for `ring-hash` and `maglev`. */
+  /**
+   * Affinity key for `ring-hash` and `maglev`: calls with the same key go to the same endpoint while it is available.
+   * Without one (and without the policy's `hashHeader` on fetch), a hash balancer uses a random key.
+   * @example { hashKey: 'user-42' }
+   */
   hashKey?: string;
   /** Overrides the method rule: true lets a POST be retried and hedged. */
   idempotent?: boolean;
@@ -180,6 +262,12 @@ export interface ResolvedPolicy {
   readonly maxConcurrent: number;
   readonly maxQueued: number;
   readonly classify: ((outcome: Outcome) => Verdict) | undefined;
+  /** Lower-cased header name, or undefined. */
+  readonly hashHeader: string | undefined;
+  readonly ringHash: Required<RingHashPolicy>;
+  readonly maglev: Required<MaglevPolicy>;
+  readonly slowStart: false | Required<SlowStartPolicy>;
+  readonly locality: false | Required<LocalityPolicy>;
 }
 
 export interface ResolvedRetry {

@@ -95,6 +95,9 @@ export class AttemptFailure extends Error {
   }
 }
 
+/** The reason a losing hedged attempt's signal aborts with. */
+export const HEDGE_LOST = Object.freeze(new Error('another attempt of this call won (hedge)'));
+
 const DEFAULT_RETRY_ON: ReadonlySet<number> = new Set(DEFAULT_RETRY.retryOn);
 
 /** Picks for attempt `attempt`, or throws `NoEndpointsError` when nothing can be picked. */
@@ -155,12 +158,15 @@ function onAttemptEnd(a: Attempt, end: AttemptEnd, result: unknown): void {
   if (end === 'aborted') {
     // The caller (or close, or a winning hedge) ended it: no verdict on the endpoint or its breaker.
     state.cancel();
+    // A hedge's loser ran at least this long: leaving it out would bias the p95 estimate low.
+    if (result === HEDGE_LOST) svc.latencyWindow?.add(durationMs);
     a.settle(false, result);
     return;
   }
   const verdict = verdictOf(a, end, result);
   const ok = verdict === 'success';
   state.end(durationMs, ok, now);
+  svc.metrics.attemptEnded(durationMs, now);
   if (state.breaker !== undefined && !a.probe) state.breaker.record(ok);
   svc.health.record(state, ok, now);
   if (verdict === 'success') {

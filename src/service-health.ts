@@ -114,7 +114,7 @@ export class ServiceHealth {
     for (const s of this.states()) if (s !== state && s.healthy) peers.push(s.latency.get(now));
     peers.sort((a, b) => a - b);
     const median = peers.length === 0 ? DEFAULT_RTT_MS : (peers[Math.floor(peers.length / 2)] as number);
-    state.latency.reset(median, now);
+    state.revive(median, now);
   }
 
   private recount(): void {

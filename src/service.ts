@@ -1,5 +1,7 @@
 import type { Balancer, PickRequest } from './balancer/balancer.js';
-import { createBalancer } from './balancer/create.js';
+import { createBalancer, isBalancerName } from './balancer/create.js';
+import { LocalityBalancer } from './balancer/locality.js';
+import { SlowStart } from './balancer/slow-start.js';
 import { DEFAULT_RTT_MS, EWMA_DECAY_MS } from './defaults.js';
 import type { DiscoveryCache } from './discovery/cache.js';
 import type { Endpoint } from './endpoint/endpoint.js';
@@ -9,6 +11,7 @@ import type { ResolvedPolicy } from './options.js';
 import { RetryBudget } from './resilience/budget.js';
 import { BulkheadQueue } from './resilience/bulkhead.js';
 import { LatencyWindow } from './resilience/latency-window.js';
+import { ServiceMetrics } from './observe/service-metrics.js';
 import type { Rng } from './util/random.js';
 import { ServiceHealth, type HealthDeps } from './service-health.js';
 
@@ -16,6 +19,8 @@ import { ServiceHealth, type HealthDeps } from './service-health.js';
 export interface ServiceDeps extends HealthDeps {
   readonly discovery: DiscoveryCache;
   readonly rng: Rng;
+  /** The mesh's `zone`: with it, built-in balancers are wrapped for zone-aware balancing (policy `locality`). */
+  readonly zone?: string | undefined;
 }
 
 /**
@@ -25,6 +30,10 @@ export interface ServiceDeps extends HealthDeps {
 export class Service {
   readonly endpoints: EndpointSet;
   readonly balancer: Balancer;
+  /** Ramps the weight of endpoints added after the first list (policy `slowStart`). */
+  readonly slowStart: SlowStart | undefined;
+  /** When ramping weights are next due for a recompute: one comparison per pick (Infinity when off or idle). */
+  private rampCheckAt = Infinity;
   readonly budget: RetryBudget | undefined;
   readonly health: ServiceHealth;
   /** Recent latencies, kept only when a hedge delay of `'p95'` needs them. */
@@ -36,6 +45,8 @@ export class Service {
   /** Calls started, and how they ended. */
   calls = 0;
   callFailures = 0;
+  /** Counters for `mesh.metrics()` that no other state keeps (call outcomes, durations, governance events). */
+  readonly metrics = new ServiceMetrics();
   /** Whether a list was applied at least once. */
   ready = false;
   /** When the last good list arrived (clock reading). */
@@ -50,7 +61,20 @@ export class Service {
     private readonly deps: ServiceDeps,
   ) {
     this.endpoints = new EndpointSet({ decayMs: EWMA_DECAY_MS, defaultRttMs: DEFAULT_RTT_MS });
-    this.balancer = createBalancer(policy.balancer, { rng: deps.rng });
+    const spec = policy.balancer;
+    const make = (): Balancer => createBalancer(spec, { rng: deps.rng, ringHash: policy.ringHash, maglev: policy.maglev });
+    this.balancer =
+      deps.zone !== undefined && policy.locality !== false && isBalancerName(spec)
+        ? new LocalityBalancer(make, {
+            zone: deps.zone,
+            overprovisioningFactor: policy.locality.overprovisioningFactor,
+            rng: deps.rng,
+            onSpill: (spill) => {
+              if (deps.events.has('zone-spill')) deps.events.emit('zone-spill', { service: name, ...spill });
+            },
+          })
+        : make();
+    this.slowStart = policy.slowStart === false ? undefined : new SlowStart(policy.slowStart);
     const budget = policy.retry === false ? false : policy.retry.budget;
     this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, deps.clock) : undefined;
     this.queue = policy.maxQueued > 0 ? new BulkheadQueue(policy.maxQueued) : undefined;
@@ -64,7 +88,16 @@ export class Service {
     const change = this.endpoints.apply(list, now);
     for (const state of change.added) this.health.attach(state, now);
     for (const state of change.removed) this.health.detach(state);
+    this.metrics.retire(change.removed, now);
     this.health.changed();
+    const slowStart = this.slowStart;
+    if (slowStart !== undefined) {
+      // Envoy ramps hosts that join a running cluster; the first list is the initial set (see slow-start.ts).
+      if (this.ready) slowStart.begin(change.added, now);
+      slowStart.forget(change.removed);
+      slowStart.refresh(now);
+      this.rampCheckAt = slowStart.checkAt;
+    }
     this.balancer.update?.(this.endpoints.states);
     this.ready = true;
     this.updatedAt = now;
@@ -105,6 +138,7 @@ export class Service {
    * is open or that are ejected (outside panic).
    */
   pick(request: PickRequest): EndpointState | undefined {
+    if (request.now >= this.rampCheckAt) this.ramp(request.now);
     const states = this.endpoints.states;
     const chosen = this.balancer.pick(states, request);
     if (chosen !== undefined || request.tried.length === 0) return chosen;
@@ -114,7 +148,15 @@ export class Service {
 
   /** A pick that never repeats an endpoint of `tried` (for hedges: never two attempts on one endpoint). */
   pickUntried(tried: readonly EndpointState[], hashKey: string | undefined, attempt: number, now: number): EndpointState | undefined {
+    if (now >= this.rampCheckAt) this.ramp(now);
     return this.balancer.pick(this.endpoints.states, { attempt, tried, hashKey, now, panic: this.health.panic });
+  }
+
+  /** Slow start: recomputes the ramping weights and lets the balancer see them (at most every 100 ms). */
+  private ramp(now: number): void {
+    const slowStart = this.slowStart as SlowStart;
+    if (slowStart.refresh(now)) this.balancer.update?.(this.endpoints.states);
+    this.rampCheckAt = slowStart.checkAt;
   }
 
   private refresh(): void {

@@ -1,4 +1,6 @@
 import { createBalancer } from './balancer/create.js';
+import { isPrime, MAX_MAGLEV_TABLE_SIZE } from './balancer/maglev.js';
+import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import type { MeshOptions, Policy } from './options.js';
 
 /**
@@ -52,6 +54,7 @@ export function validateMeshOptions(options: MeshOptions): void {
 
 const POLICY_KEYS = new Set([
   'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'maxQueued', 'classify',
+  'hashHeader', 'ringHash', 'maglev', 'slowStart', 'locality',
 ]);
 
 /** Validates one policy object (also used for per-call `timeout`, `retry` and `hedge`). */
@@ -84,6 +87,59 @@ export function validatePolicy(p: Policy, at: string): void {
   integer(p.maxConcurrent, `${at}.maxConcurrent`, 1);
   integer(p.maxQueued, `${at}.maxQueued`, 0);
   if (p.classify !== undefined && typeof p.classify !== 'function') throw new TypeError(`${at}.classify must be a function`);
+  validateBalancing(p, at);
+}
+
+/** The header-name token of RFC 9110 §5.6.2. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** The options of the hash balancers, slow start and zone-aware balancing. */
+function validateBalancing(p: Policy, at: string): void {
+  if (p.hashHeader !== undefined && !(typeof p.hashHeader === 'string' && HEADER_NAME.test(p.hashHeader))) {
+    throw new TypeError(`${at}.hashHeader must be an HTTP header name`);
+  }
+  if (p.ringHash !== undefined) {
+    const r = p.ringHash;
+    plainObject(r, `${at}.ringHash`);
+    unknownKeys(r, new Set(['minRingSize', 'maxRingSize', 'hashBalanceFactor']), `${at}.ringHash`);
+    integer(r.minRingSize, `${at}.ringHash.minRingSize`, 1);
+    integer(r.maxRingSize, `${at}.ringHash.maxRingSize`, 1);
+    const max = DEFAULT_RING_HASH.maxRingSize;
+    if ((r.minRingSize ?? 0) > max || (r.maxRingSize ?? 0) > max) {
+      throw new TypeError(`${at}.ringHash.minRingSize and maxRingSize must be at most ${max}`);
+    }
+    if ((r.minRingSize ?? DEFAULT_RING_HASH.minRingSize) > (r.maxRingSize ?? max)) {
+      throw new TypeError(`${at}.ringHash.maxRingSize must be >= ${at}.ringHash.minRingSize`);
+    }
+    integer(r.hashBalanceFactor, `${at}.ringHash.hashBalanceFactor`, 100);
+  }
+  if (p.maglev !== undefined) {
+    const m = p.maglev;
+    plainObject(m, `${at}.maglev`);
+    unknownKeys(m, new Set(['tableSize', 'hashBalanceFactor']), `${at}.maglev`);
+    if (m.tableSize !== undefined && !(isPrime(m.tableSize) && m.tableSize <= MAX_MAGLEV_TABLE_SIZE)) {
+      throw new TypeError(`${at}.maglev.tableSize must be a prime number <= ${MAX_MAGLEV_TABLE_SIZE} (e.g. 65537)`);
+    }
+    integer(m.hashBalanceFactor, `${at}.maglev.hashBalanceFactor`, 100);
+  }
+  if (p.slowStart !== undefined && p.slowStart !== false) {
+    const s = p.slowStart;
+    plainObject(s, `${at}.slowStart`);
+    unknownKeys(s, new Set(['windowMs', 'aggression', 'minWeightPercent']), `${at}.slowStart`);
+    if (s.windowMs === undefined) throw new TypeError(`${at}.slowStart.windowMs is required (or slowStart: false)`);
+    positive(s.windowMs, `${at}.slowStart.windowMs`);
+    positive(s.aggression, `${at}.slowStart.aggression`);
+    percent(s.minWeightPercent, `${at}.slowStart.minWeightPercent`);
+  }
+  if (p.locality !== undefined && p.locality !== false) {
+    const l = p.locality;
+    plainObject(l, `${at}.locality`);
+    unknownKeys(l, new Set(['overprovisioningFactor']), `${at}.locality`);
+    const f = l.overprovisioningFactor;
+    if (f !== undefined && !(typeof f === 'number' && Number.isFinite(f) && f >= 1)) {
+      throw new TypeError(`${at}.locality.overprovisioningFactor must be a finite number >= 1`);
+    }
+  }
 }
 
 export function validateTimeout(t: unknown, at: string): void {

@@ -1,17 +1,23 @@
 import type { Rng } from '../util/random.js';
 import type { Balancer } from './balancer.js';
 import { LeastRequestBalancer } from './least-request.js';
+import { MaglevBalancer, type MaglevOptions } from './maglev.js';
 import { PeakEwmaBalancer } from './peak-ewma.js';
 import { RandomBalancer } from './random.js';
+import { RingHashBalancer, type RingHashOptions } from './ring-hash.js';
 import { RoundRobinBalancer } from './round-robin.js';
 
 /** The built-in balancers, by the name a policy's `balancer` option takes. */
-export type BalancerName = 'round-robin' | 'random' | 'least-request' | 'peak-ewma';
+export type BalancerName = 'round-robin' | 'random' | 'least-request' | 'peak-ewma' | 'ring-hash' | 'maglev';
 
 /** What a built-in balancer is made with. */
 export interface BalancerDeps {
   /** Source of randomness: offsets, draws and tie-breaks (seeded in tests and simulations). */
   readonly rng: Rng;
+  /** `ring-hash` tuning; Envoy's defaults when left out. */
+  readonly ringHash?: Partial<RingHashOptions>;
+  /** `maglev` tuning; Envoy's defaults when left out. */
+  readonly maglev?: Partial<MaglevOptions>;
 }
 
 const factories: { readonly [K in BalancerName]: (deps: BalancerDeps) => Balancer } = {
@@ -19,6 +25,8 @@ const factories: { readonly [K in BalancerName]: (deps: BalancerDeps) => Balance
   random: (deps) => new RandomBalancer(deps.rng),
   'least-request': (deps) => new LeastRequestBalancer(deps.rng),
   'peak-ewma': (deps) => new PeakEwmaBalancer(deps.rng),
+  'ring-hash': (deps) => new RingHashBalancer(deps.rng, deps.ringHash),
+  maglev: (deps) => new MaglevBalancer(deps.rng, deps.maglev),
 };
 
 /** The names {@link createBalancer} accepts, in the order error messages list them. */
@@ -36,6 +44,7 @@ export function isBalancerName(value: unknown): value is BalancerName {
  * @param where the option path for error messages, e.g. `services.users.balancer`
  * @example
  * createBalancer('peak-ewma', { rng: Math.random });
+ * createBalancer('maglev', { rng: Math.random, maglev: { tableSize: 65_537 } });
  * createBalancer({ name: 'first', pick: (endpoints) => endpoints[0] }, { rng: Math.random });
  */
 export function createBalancer(

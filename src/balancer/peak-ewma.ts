@@ -8,10 +8,11 @@ import { maxWeightOf, p2c } from './p2c.js';
  * For weight 1 this is Finagle's cost `rtt × (pending + 1)` (finagle-core `loadbalancer/PeakEwma.scala`,
  * Linkerd's tower `PeakEwma`). A weight counts as capacity (weight w serves w at once), so idle endpoints
  * with equal RTT tie whatever their weights and {@link p2c} splits them by weight, instead of the heaviest
- * winning every comparison as `rtt × (pending + 1) ÷ weight` would have it.
+ * winning every comparison as `rtt × (pending + 1) ÷ weight` would have it. The RTT includes the
+ * endpoint's fading failure penalty ({@link EndpointState.cost}).
  */
 export function peakEwmaLoad(state: EndpointState, now: number): number {
-  return state.latency.get(now) * (state.inflight / state.weight + 1);
+  return state.cost(now) * (state.inflight / state.weight + 1);
 }
 
 /**

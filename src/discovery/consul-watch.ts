@@ -31,12 +31,15 @@ export type LoopState =
 /**
  * The index to send next, by Consul's client rules (website/content/api-docs/features/blocking.mdx,
  * "Implementation Details"):
- * - "Reset the index if it goes backwards ... should reset index to 0 - effectively restarting their
- *   blocking loop" (a snapshot restore, or a Consul upgrade, can lower it);
+ * - "Reset the index if it goes backwards ... check to see if a returned index is lower than the previous
+ *   value, and if it is, should reset index to 0 - effectively restarting their blocking loop" (a snapshot
+ *   restore, or a Consul upgrade, can lower it);
  * - "Sanity check index is greater than zero ... clients should sanity check that their index is at least 1
  *   after each blocking response is handled to be sure they actually block on the next request" (an index of
  *   0 would make every request return at once: a busy loop).
- * So an index ≤ 0 is not sent back as 0 (that would never block) but as 1, which "is always safe".
+ * So an index ≤ 0 is not sent back as 0 (that would never block) but as 1, which "is always safe". `previous`
+ * is the index Consul returned last time (not the 1 we may have sent instead of its 0), so an index stuck at 0
+ * is not mistaken for one going backwards on every answer.
  */
 export function nextIndex(previous: bigint, returned: bigint): bigint {
   if (returned < previous) return 0n;
@@ -55,7 +58,9 @@ export function nextIndex(previous: bigint, returned: bigint): bigint {
 export class BlockingLoop<T> {
   state: LoopState;
   private readonly controller = new AbortController();
+  /** The index to send next, and the one Consul returned last (they differ after a reset or a 0). */
   private index: bigint;
+  private returned: bigint;
   private tokens: number;
   private refilledAt: number;
 
@@ -67,6 +72,7 @@ export class BlockingLoop<T> {
     startIndex = 0n,
   ) {
     this.index = startIndex;
+    this.returned = startIndex;
     this.state = { kind: 'querying', index: startIndex };
     this.tokens = timing.burst;
     this.refilledAt = timing.now();
@@ -97,6 +103,7 @@ export class BlockingLoop<T> {
         if (this.stopped) return;
         failures++;
         this.index = 0n;
+        this.returned = 0n;
         this.safely(() => this.onError(error instanceof Error ? error : new Error(String(error))));
         const delay = this.backoff(failures);
         this.state = { kind: 'backing-off', failures, untilMs: this.timing.now() + delay };
@@ -105,7 +112,8 @@ export class BlockingLoop<T> {
       }
       if (this.stopped) return;
       failures = 0;
-      this.index = nextIndex(this.index, answer.index);
+      this.index = nextIndex(this.returned, answer.index);
+      this.returned = this.index === 0n ? 0n : answer.index; // a reset restarts the loop from scratch
       this.safely(() => this.onAnswer(answer));
     }
   }

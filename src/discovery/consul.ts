@@ -22,7 +22,12 @@ export interface ConsulRegistryOptions extends ConsulConnectionOptions {
   filter?: string;
   /** Watch with blocking queries (push). Default true; false polls on the mesh's `discovery.refreshMs`. */
   watch?: boolean;
-  /** How long one blocking query may wait for a change (Consul allows up to 10 min). Default 60000. @example 30_000 */
+  /**
+   * How long one blocking query may wait for a change (Consul allows up to 10 min, and adds up to wait/16).
+   * Default 60000. With Node's built-in fetch at most 280000: undici's `headersTimeout` is 300 s, and Consul sends
+   * the headers only when the query returns (pass a `fetch` whose dispatcher allows more to go higher).
+   * @example 30_000
+   */
   waitMs?: number;
   /** Under churn, at most one blocking query per this interval after a burst of 2. Default 250. @example 1_000 */
   minIntervalMs?: number;
@@ -46,6 +51,8 @@ const KNOWN = new Set<string>([...CONNECTION_KEYS, 'dc', 'tag', 'passingOnly', '
 const AT = 'consulRegistry';
 /** Consul caps `wait` at 10 minutes (agent/http.go parseWait). */
 const MAX_WAIT_MS = 600_000;
+/** wait × 17/16 must stay below undici's default headersTimeout (300 s) of Node's built-in fetch. */
+const MAX_WAIT_WITH_BUILTIN_FETCH_MS = 280_000;
 
 /**
  * Endpoints from Consul's health API, `GET /v1/health/service/:name` (passing instances only by default),
@@ -146,7 +153,7 @@ function validate(o: ConsulRegistryOptions): Settings {
   if (!Array.isArray(tags)) throw new TypeError(`${AT}.tag must be a string or an array of strings`);
   tags.forEach((t, i) => fixedQuery.append('tag', text(t, `tag[${i}]`)));
   if (o.filter !== undefined) fixedQuery.set('filter', text(o.filter, 'filter'));
-  const waitMs = number(o.waitMs, 'waitMs', 60_000, 1, MAX_WAIT_MS);
+  const waitMs = number(o.waitMs, 'waitMs', 60_000, 1, o.fetch === undefined ? MAX_WAIT_WITH_BUILTIN_FETCH_MS : MAX_WAIT_MS);
   const minIntervalMs = number(o.minIntervalMs, 'minIntervalMs', 250, 0, 3_600_000);
   const backoff = o.backoff ?? {};
   if (backoff === null || typeof backoff !== 'object') throw new TypeError(`${AT}.backoff must be an object`);

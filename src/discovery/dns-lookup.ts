@@ -1,7 +1,6 @@
-import { getServers } from 'node:dns';
-import { Resolver } from 'node:dns/promises';
 import { toEndpoint, authority, type Endpoint } from '../endpoint/endpoint.js';
 import { DiscoveryError, InvalidServiceNameError, NoEndpointsError } from '../errors.js';
+import { DnsQuery, lookupError, type Failure } from './dns-query.js';
 import type { Rng } from '../util/random.js';
 import { serviceNameProblem } from '../validate.js';
 import { effectiveWeights, isDecidedlyUnavailable, isRootTarget, orderSrv, priorityGroups, type SrvRecord } from './srv.js';
@@ -44,133 +43,19 @@ const LISTED_FAILURES = 5;
 export async function lookupService(config: LookupConfig, service: string, signal: AbortSignal): Promise<DnsAnswer> {
   const problem = serviceNameProblem(service);
   if (problem) throw new InvalidServiceNameError(service, problem);
-  const lookup = new Lookup(config, signal);
+  const query = new DnsQuery(config.servers, config.timeoutMs, signal);
   try {
-    if (config.mode === 'a') return await viaAddresses(lookup, service, dnsName(config, service, 'a'), '');
-    return await viaSrv(lookup, service, dnsName(config, service, 'srv'));
+    if (config.mode === 'a') return await viaAddresses(config, query, service, dnsName(config, service, 'a'), '');
+    return await viaSrv(config, query, service, dnsName(config, service, 'srv'));
   } finally {
-    lookup.finish();
+    query.finish();
   }
 }
 
-/** Why one query gave no answer. `absent` is NXDOMAIN or NODATA: the name (or record type) is not there. */
-interface Failure {
-  readonly absent: boolean;
-  readonly text: string;
-  readonly cause: unknown;
-}
-
-type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly failure: Failure };
-
-type LookupState =
-  | { readonly kind: 'running' }
-  | { readonly kind: 'timed-out' }
-  | { readonly kind: 'aborted'; readonly reason: unknown }
-  | { readonly kind: 'finished' };
-
-/**
- * One lookup's resolver, deadline and cancellation. A resolver per lookup, because `cancel()` cancels every
- * query of a resolver and must not reach another service's lookup. Our own deadline bounds the whole lookup
- * (SRV, then the targets): c-ares's own timeouts grow per server and per try, so they are not a deadline.
- */
-class Lookup {
-  private state: LookupState = { kind: 'running' };
-  private readonly resolver: Resolver;
-  private readonly timer: NodeJS.Timeout;
-  /** The servers asked, for messages: `127.0.0.1:5353, [::1]:53`. */
-  readonly servers: string;
-  private readonly onAbort = (): void => {
-    this.stop({ kind: 'aborted', reason: this.signal.reason });
-  };
-
-  constructor(
-    readonly config: LookupConfig,
-    private readonly signal: AbortSignal,
-  ) {
-    if (signal.aborted) throw signal.reason;
-    const count = Math.max(1, config.servers?.length ?? getServers().length);
-    // tries: 1, and the time split among the servers, so that each server is asked once within our deadline.
-    this.resolver = new Resolver({ timeout: Math.max(1, Math.floor(config.timeoutMs / count)), tries: 1 });
-    if (config.servers) this.resolver.setServers(config.servers);
-    this.servers = this.resolver.getServers().join(', ') || 'no DNS server';
-    this.timer = setTimeout(() => this.stop({ kind: 'timed-out' }), config.timeoutMs);
-    signal.addEventListener('abort', this.onAbort, { once: true });
-  }
-
-  get timedOut(): boolean {
-    return this.state.kind === 'timed-out';
-  }
-
-  /** A method, so that TypeScript does not keep a narrowing of `state` across awaits. */
-  private kind(): LookupState['kind'] {
-    return this.state.kind;
-  }
-
-  /** Runs one query; DNS failures come back as a {@link Failure}, the caller's abort is thrown. */
-  async run<T>(query: (resolver: Resolver) => Promise<T>, type: string): Promise<Outcome<T>> {
-    if (this.kind() === 'running') {
-      try {
-        return { ok: true, value: await query(this.resolver) };
-      } catch (cause) {
-        if (this.kind() === 'running') return { ok: false, failure: failureOf(cause, type) };
-      }
-    }
-    const state = this.state;
-    if (state.kind === 'aborted') throw state.reason;
-    return { ok: false, failure: { absent: false, text: `no answer within ${this.config.timeoutMs} ms (timeout)`, cause: undefined } };
-  }
-
-  finish(): void {
-    clearTimeout(this.timer);
-    this.signal.removeEventListener('abort', this.onAbort);
-    if (this.state.kind === 'running') this.state = { kind: 'finished' };
-  }
-
-  private stop(state: LookupState): void {
-    if (this.state.kind !== 'running') return;
-    this.state = state;
-    this.resolver.cancel();
-  }
-}
-
-function failureOf(cause: unknown, type: string): Failure {
-  const code = (cause as { code?: unknown } | null)?.code;
-  switch (code) {
-    case 'ENOTFOUND':
-      return { absent: true, text: 'no such name (NXDOMAIN)', cause };
-    case 'ENODATA':
-      return { absent: true, text: `no ${type} record (NODATA)`, cause };
-    case 'ESERVFAIL':
-      return { absent: false, text: 'server failure (SERVFAIL)', cause };
-    case 'EREFUSED':
-      return { absent: false, text: 'query refused (REFUSED)', cause };
-    case 'ETIMEOUT':
-      return { absent: false, text: 'no answer (timeout)', cause };
-    case 'ECONNREFUSED':
-      return { absent: false, text: 'connection refused (ECONNREFUSED)', cause };
-    case 'EFORMERR':
-      return { absent: false, text: 'the server could not read the query (FORMERR)', cause };
-    case 'ENOTIMP':
-      return { absent: false, text: 'query type not implemented (NOTIMP)', cause };
-    case 'EBADRESP':
-      return { absent: false, text: 'malformed response (EBADRESP)', cause };
-    default:
-      return { absent: false, text: typeof code === 'string' ? code : cause instanceof Error ? cause.message : String(cause), cause };
-  }
-}
-
-/** NoEndpointsError when every failure is an absence, else DiscoveryError. */
-function lookupError(service: string, detail: string, failures: readonly Failure[]): Error {
-  const hard = failures.find((f) => !f.absent);
-  const cause = (hard ?? failures[0])?.cause;
-  const options = cause === undefined ? undefined : { cause };
-  return hard ? new DiscoveryError(service, detail, options) : new NoEndpointsError(service, detail, options);
-}
-
-async function viaSrv(lookup: Lookup, service: string, srvName: string): Promise<DnsAnswer> {
-  const { config, servers } = lookup;
+async function viaSrv(config: LookupConfig, query: DnsQuery, service: string, srvName: string): Promise<DnsAnswer> {
+  const { servers } = query;
   const where = `DNS SRV query for ${srvName} to ${servers}`;
-  const answer = await lookup.run((r) => r.resolveSrv(srvName), 'SRV');
+  const answer = await query.run((r) => r.resolveSrv(srvName), 'SRV');
   let records: readonly SrvRecord[] = answer.ok ? answer.value : [];
   const absent: Failure | undefined = !answer.ok
     ? answer.failure
@@ -180,7 +65,7 @@ async function viaSrv(lookup: Lookup, service: string, srvName: string): Promise
   if (absent) {
     // 'auto' falls back to A/AAAA only when the SRV name or record is absent, never after a failure.
     if (absent.absent && config.mode === 'auto') {
-      return viaAddresses(lookup, service, dnsName(config, service, 'a'), `${where}: ${absent.text}; then `);
+      return viaAddresses(config, query, service, dnsName(config, service, 'a'), `${where}: ${absent.text}; then `);
     }
     throw lookupError(service, `${where}: ${absent.text}`, [absent]);
   }
@@ -191,19 +76,20 @@ async function viaSrv(lookup: Lookup, service: string, srvName: string): Promise
   if (records.length === 0) throw new NoEndpointsError(service, `${where}: no record has a target and a port`);
 
   // Priority groups in order: the first group in which any target has an address is the endpoint list; the
-  // groups after it are failover, used only when every target before them failed or is absent.
+  // groups after it are failover, used only when every target before them failed or is absent. A failover
+  // because of a failure that may pass (SERVFAIL, timeout) is looked at again soon (PARTIAL_REFRESH_MS).
   const failed: { target: string; failure: Failure }[] = [];
   for (const group of priorityGroups(orderSrv(records, config.random))) {
-    if (lookup.timedOut) break;
+    if (query.timedOut) break;
     const targets = [...new Set(group.map((r) => r.name))];
-    const results = await Promise.all(targets.map((t) => addressesOf(lookup, t)));
+    const results = await Promise.all(targets.map((t) => addressesOf(query, t)));
     const byTarget = new Map(targets.map((t, i) => [t, results[i]!]));
-    const built = build(config, group, byTarget);
+    const built = build(config, group, byTarget, failed.some((f) => !f.failure.absent));
     for (const [target, result] of byTarget) if (result.failure) failed.push({ target, failure: result.failure });
     if (built) return built;
   }
-  if (lookup.timedOut && failed.length === 0) {
-    const failure = { absent: false, text: `no answer within ${config.timeoutMs} ms (timeout)`, cause: undefined };
+  if (query.timedOut && failed.length === 0) {
+    const failure = query.deadlineFailure();
     throw lookupError(service, `${where}: ${failure.text}`, [failure]);
   }
   const n = new Set(records.map((r) => r.name)).size;
@@ -213,15 +99,15 @@ async function viaSrv(lookup: Lookup, service: string, srvName: string): Promise
   throw lookupError(service, detail, failed.map((f) => f.failure));
 }
 
-async function viaAddresses(lookup: Lookup, service: string, name: string, before: string): Promise<DnsAnswer> {
-  const result = await addressesOf(lookup, name);
-  const port = lookup.config.port!; // validated: 'a' and 'auto' require it
+async function viaAddresses(config: LookupConfig, query: DnsQuery, service: string, name: string, before: string): Promise<DnsAnswer> {
+  const result = await addressesOf(query, name);
+  const port = config.port!; // validated: 'a' and 'auto' require it
   // One pseudo-record whose weight is the address count, so that each address gets weight 1.
   const only: SrvRecord = { name, port, priority: 0, weight: Math.max(1, result.addresses.length) };
-  const built = build(lookup.config, [only], new Map([[name, result]]));
+  const built = build(config, [only], new Map([[name, result]]), false);
   if (built) return built;
   const failure = result.failure!;
-  throw lookupError(service, `${before}DNS A/AAAA query for ${name} to ${lookup.servers}: ${failure.text}`, [failure]);
+  throw lookupError(service, `${before}DNS A/AAAA query for ${name} to ${query.servers}: ${failure.text}`, [failure]);
 }
 
 interface Address {
@@ -229,17 +115,17 @@ interface Address {
   readonly ttl: number;
 }
 
-/** A target's A and AAAA answers. `failure` when it has no address; `flaky` when one family failed but not for absence. */
+/** A target's A and AAAA answers. `failure` when it has no address; `flaky` when a family failed, but not for absence. */
 interface TargetResult {
   readonly addresses: readonly Address[];
   readonly failure: Failure | undefined;
   readonly flaky: boolean;
 }
 
-async function addressesOf(lookup: Lookup, name: string): Promise<TargetResult> {
+async function addressesOf(query: DnsQuery, name: string): Promise<TargetResult> {
   const [v4, v6] = await Promise.all([
-    lookup.run((r) => r.resolve4(name, { ttl: true }), 'A'),
-    lookup.run((r) => r.resolve6(name, { ttl: true }), 'AAAA'),
+    query.run((r) => r.resolve4(name, { ttl: true }), 'A'),
+    query.run((r) => r.resolve6(name, { ttl: true }), 'AAAA'),
   ]);
   const addresses = [...(v4.ok ? v4.value : []), ...(v6.ok ? v6.value : [])];
   const failures = [v4.ok ? undefined : v4.failure, v6.ok ? undefined : v6.failure].filter((f) => f !== undefined);
@@ -255,21 +141,27 @@ async function addressesOf(lookup: Lookup, name: string): Promise<TargetResult> 
 }
 
 /**
- * The endpoints of one priority group, or undefined when no target in it has an address.
+ * The endpoints of one priority group, or undefined when no target in it has an address. `failedBefore`: a
+ * lower priority failed for a reason that may pass (so this answer's TTL is kept short).
  * Weights: a record's effective weight (srv.ts) is split evenly among its target's addresses, and endpoints
  * that two records share (same address and port) add up. Sums run in a canonical order, so the same records
  * always give the same weights, whatever the random order.
  */
-function build(config: LookupConfig, group: readonly SrvRecord[], byTarget: ReadonlyMap<string, TargetResult>): DnsAnswer | undefined {
+function build(
+  config: LookupConfig,
+  group: readonly SrvRecord[],
+  byTarget: ReadonlyMap<string, TargetResult>,
+  failedBefore: boolean,
+): DnsAnswer | undefined {
   const weights = effectiveWeights(group);
   const records = group.map((record, i) => ({ record, weight: weights[i]!, result: byTarget.get(record.name)! }));
   const canonical = [...records].sort((a, b) => compare(a.record, b.record));
   const merged = new Map<string, { host: string; port: number; weight: number; target: string }>();
   let ttl = Infinity;
-  let flaky = false;
+  let flaky = failedBefore;
   for (const { record, weight, result } of canonical) {
+    flaky ||= result.flaky || (result.failure !== undefined && !result.failure.absent);
     if (result.addresses.length === 0) continue;
-    flaky ||= result.flaky;
     const share = weight / result.addresses.length;
     for (const { address, ttl: seconds } of [...result.addresses].sort((a, b) => (a.address < b.address ? -1 : 1))) {
       ttl = Math.min(ttl, seconds * 1000);

@@ -78,6 +78,7 @@ const KNOWN = new Set(['servers', 'mode', 'nameFor', 'port', 'minTtlMs', 'maxTtl
  * - NXDOMAIN, NODATA and a lone "." target reject with `NoEndpointsError`; SERVFAIL, REFUSED, a timeout or a
  *   refused connection with `DiscoveryError`. Either way the mesh keeps serving the last good list. Messages
  *   name the DNS name and the servers.
+ * - `close()` (which `mesh.close()` calls) stops its watches and lookups for good: give each mesh its own.
  *
  * @example
  * const mesh = createMesh({ registry: dnsRegistry({ servers: ['127.0.0.1:8600'], nameFor: (s) => `_http._tcp.${s}.service.consul` }) });

@@ -3,8 +3,10 @@ import type { EndpointBreaker } from '../resilience/breaker.js';
 import type { OutlierDetector } from '../resilience/outlier.js';
 import { PeakEwma } from '../util/ewma.js';
 
-/** The highest latency cost a failure can push an endpoint to (P2C only compares costs; more adds nothing). */
-export const FAILURE_COST_CAP_MS = 5_000;
+/** How fast the failure penalty fades (time constant): a failing endpoint is probed again within a second. */
+export const FAILURE_PENALTY_DECAY_MS = 250;
+/** The largest failure penalty factor (P2C only compares costs: more adds nothing). */
+export const FAILURE_PENALTY_CAP = 1_024;
 
 /** Tuning shared by every endpoint of a service. */
 export interface EndpointStateOptions {
@@ -29,6 +31,9 @@ export class EndpointState {
   failures = 0;
   /** Latency, peak-sensitive. */
   readonly latency: PeakEwma;
+  /** Failure penalty factor (1 = none) as of `penaltyStamp`; see {@link EndpointState.end}. */
+  private penalty = 1;
+  private penaltyStamp = 0;
   /** Set when discovery dropped the endpoint; in-flight attempts still finish and record. */
   removed = false;
   /** Its circuit breaker (absent when the policy turns breakers off). */
@@ -82,11 +87,11 @@ export class EndpointState {
   }
 
   /**
-   * End of an attempt. A failure doubles the latency cost (up to {@link FAILURE_COST_CAP_MS}) instead of
-   * recording its own, often tiny, duration: under P2C a backend that fails fast would otherwise look
-   * fast, win every comparison and draw traffic to itself (the "fast failure black hole"). An endpoint
-   * that comes back is re-seeded to a neutral cost by the health step, so the penalty does not outlive
-   * the failure.
+   * End of an attempt. A failure never lowers the latency estimate, and it doubles a separate failure
+   * penalty that fades within about a second ({@link FAILURE_PENALTY_DECAY_MS}). Under P2C a backend that
+   * fails fast would otherwise look fast, win every comparison and draw traffic to itself (the "fast
+   * failure black hole"); the penalty keeps it out while letting it be probed again soon, so a dead
+   * endpoint still reaches ejection and a revived one gets traffic back within a second or two.
    */
   end(rttMs: number, ok: boolean, now: number): void {
     this.inflight--;
@@ -95,8 +100,28 @@ export class EndpointState {
       this.latency.observe(rttMs, now);
     } else {
       this.failures++;
-      const penalty = Math.min(FAILURE_COST_CAP_MS, Math.max(rttMs, 2 * this.latency.get(now), this.latency.initial));
-      this.latency.observe(penalty, now);
+      this.latency.observe(Math.max(rttMs, this.latency.get(now)), now);
+      this.penalty = Math.min(FAILURE_PENALTY_CAP, 2 * this.penaltyAt(now));
+      this.penaltyStamp = now;
     }
+  }
+
+  /** The latency cost a load-aware balancer compares: peak-EWMA latency × the fading failure penalty. */
+  cost(now: number): number {
+    const latency = this.latency.get(now);
+    return this.penalty === 1 ? latency : latency * this.penaltyAt(now);
+  }
+
+  /** Forgets past failures: called when an endpoint comes back (restored, breaker half-open or closed). */
+  revive(latencyMs: number, now: number): void {
+    this.latency.reset(latencyMs, now);
+    this.penalty = 1;
+  }
+
+  private penaltyAt(now: number): number {
+    if (this.penalty === 1) return 1;
+    const factor = 1 + (this.penalty - 1) * Math.exp(-(now - this.penaltyStamp) / FAILURE_PENALTY_DECAY_MS);
+    if (factor < 1.001) this.penalty = 1;
+    return factor;
   }
 }

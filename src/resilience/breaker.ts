@@ -39,7 +39,7 @@ export class BreakerClock {
  * It is in opossum's JavaScript (since v5) but not in @types/opossum; the breaker tests pin its behaviour.
  */
 interface CountingStatus {
-  increment(property: 'fires' | 'failures'): void;
+  increment(property: 'fires'): void;
 }
 
 /** What counts as a failure for the breaker: set by the call step on the promise it fires. */
@@ -114,7 +114,9 @@ export class EndpointBreaker {
     // opossum's rule reads only fires and failures; its 'successes' count would also push a latency
     // sample per call into the bucket (an allocation on every success), so it is left out.
     if (ok) return;
-    status.increment('failures');
+    // Counted on the bucket itself: increment('failures') would also keep a latency sample per failure.
+    const bucket = this.cb.status.window[0] as { failures: number } | undefined;
+    if (bucket !== undefined) bucket.failures++;
     const stats = this.cb.stats;
     if (stats.fires >= this.volumeThreshold && (stats.failures / stats.fires) * 100 > this.threshold) this.cb.open();
   }

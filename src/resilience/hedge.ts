@@ -2,6 +2,7 @@ import type { Attempt, AttemptFn } from '../attempt.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import {
   AttemptFailure,
+  HEDGE_LOST,
   runAttempt,
   type CallEnv,
   type CallProgress,
@@ -105,6 +106,3 @@ export function runHedged<T>(
     launch(first, now);
   });
 }
-
-/** The reason a losing hedged attempt's signal aborts with. */
-export const HEDGE_LOST = Object.freeze(new Error('another attempt of this call won (hedge)'));

@@ -87,6 +87,26 @@ export function parseServiceUrl(raw: string): ServiceUrl {
   };
 }
 
+/**
+ * The value of header `name` (lower case) on a mesh.fetch request, as fetch would send it: `init.headers` when
+ * given (they replace a Request's own), else the Request's headers. Used for the policy's `hashHeader`.
+ *
+ * @example headerValue('http://users/v1/me', { headers: { 'X-User-Id': '42' } }, 'x-user-id') // '42'
+ */
+export function headerValue(input: string | URL | Request, init: RequestInit | undefined, name: string): string | undefined {
+  const headers = init?.headers ?? (input instanceof Request ? input.headers : undefined);
+  if (headers === undefined) return undefined;
+  if (headers instanceof Headers) return headers.get(name) ?? undefined;
+  if (Array.isArray(headers)) {
+    const values = headers.filter((pair) => String(pair[0]).toLowerCase() === name).map((pair) => String(pair[1]));
+    return values.length === 0 ? undefined : values.join(', ');
+  }
+  for (const key of Object.keys(headers)) {
+    if (key.toLowerCase() === name) return String((headers as Record<string, string>)[key]);
+  }
+  return undefined;
+}
+
 function isStreamBody(body: unknown): boolean {
   if (body === null || body === undefined) return false;
   if (typeof body === 'string' || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return false;

@@ -1,0 +1,61 @@
+/** A Prometheus metric type, as the text format's `# TYPE` line names it. */
+export type MetricType = 'counter' | 'gauge' | 'histogram';
+
+/** One metric family that `mesh.metrics()` exports: the source of its HELP and TYPE lines and of the README's table. */
+export interface MetricFamily {
+  readonly name: string;
+  readonly type: MetricType;
+  /** Label names, besides `le` on histogram buckets. */
+  readonly labels: readonly string[];
+  readonly help: string;
+}
+
+const family = (name: string, type: MetricType, labels: readonly string[], help: string): MetricFamily => ({
+  name: `proxyless_${name}`,
+  type,
+  labels,
+  help,
+});
+
+/**
+ * Every family `mesh.metrics()` writes, in the order it writes them. Label values: `service` is the logical
+ * service name; `endpoint` the endpoint id (`host:port` for static and DNS lists, the instance id for
+ * Consul), exported only for endpoints in the current list or removed less than a minute ago.
+ */
+export const METRIC_FAMILIES = {
+  requests: family('requests_total', 'counter', ['service', 'outcome'],
+    'Calls that ended, by outcome: success, failure, timeout, circuit_open, unavailable, rejected, cancelled.'),
+  requestDuration: family('request_duration_seconds', 'histogram', ['service'],
+    'Duration of admitted calls, retries and backoff included, whatever their outcome.'),
+  requestsInFlight: family('requests_in_flight', 'gauge', ['service'], 'Calls in flight (the bulkhead counts these).'),
+  attempts: family('attempts_total', 'counter', ['service', 'endpoint', 'outcome'],
+    'Attempts that ended, by endpoint and outcome: success, failure, cancelled (caller abort, hedge lost, mesh closed).'),
+  attemptDuration: family('attempt_duration_seconds', 'histogram', ['service'],
+    'Duration of attempts that got a verdict (success or failure).'),
+  endpointInFlight: family('endpoint_in_flight', 'gauge', ['service', 'endpoint'], 'Attempts in flight to the endpoint.'),
+  endpointLatency: family('endpoint_latency_ewma_seconds', 'gauge', ['service', 'endpoint'],
+    'Peak-EWMA latency of the endpoint, the cost the balancer sees (failures count double, capped).'),
+  endpointWeight: family('endpoint_weight', 'gauge', ['service', 'endpoint'], 'Effective weight of the endpoint.'),
+  endpointEjected: family('endpoint_ejected', 'gauge', ['service', 'endpoint'], '1 while outlier detection ejects the endpoint.'),
+  endpointInfo: family('endpoint_info', 'gauge', ['service', 'endpoint', 'zone'], 'Always 1; carries the endpoint zone.'),
+  breakerState: family('breaker_state', 'gauge', ['service', 'endpoint', 'state'],
+    '1 for the state the endpoint breaker is in (closed, open, half-open), 0 for the others.'),
+  endpoints: family('endpoints', 'gauge', ['service', 'state'],
+    'Endpoints in the current list by state: healthy, ejected, open (breaker open).'),
+  panic: family('panic', 'gauge', ['service'], '1 while too few endpoints are healthy and ejection is ignored (panic threshold).'),
+  retries: family('retries_total', 'counter', ['service'], 'Retries started.'),
+  hedges: family('hedges_total', 'counter', ['service'], 'Hedged attempts started.'),
+  budgetExhausted: family('retry_budget_exhausted_total', 'counter', ['service'],
+    'Retries or hedges refused because the retry budget was spent.'),
+  budgetBalance: family('retry_budget_balance', 'gauge', ['service'], 'Retries the budget allows now.'),
+  ejections: family('ejections_total', 'counter', ['service'], 'Outlier ejections of endpoints.'),
+  breakerTransitions: family('breaker_transitions_total', 'counter', ['service', 'state'],
+    'Breaker state changes, by the state entered: open, half-open, closed.'),
+  bulkheadRejections: family('bulkhead_rejections_total', 'counter', ['service'],
+    'Calls refused at once because maxConcurrent calls were in flight.'),
+  discoveryAge: family('discovery_age_seconds', 'gauge', ['service'],
+    'Seconds since the last good endpoint list arrived (a watched list is only pushed on change).'),
+  discoveryStale: family('discovery_stale', 'gauge', ['service'],
+    '1 while discovery fails and the last good list keeps serving.'),
+  discoveryErrors: family('discovery_errors_total', 'counter', ['service'], 'Failed discovery resolves and watch errors.'),
+} as const satisfies Record<string, MetricFamily>;

@@ -1,6 +1,8 @@
 export { createMesh, type Mesh, type ServiceClient } from './mesh.js';
 export { staticRegistry, type StaticRegistry } from './discovery/static.js';
 export type { Registry } from './discovery/registry.js';
+export { dnsRegistry, type DnsRegistryOptions, type DnsMode } from './discovery/dns.js';
+export { orderSrv, type SrvRecord } from './discovery/srv.js';
 export { toEndpoint, type Endpoint, type EndpointInput } from './endpoint/endpoint.js';
 export type { AttemptContext, AttemptFn } from './attempt.js';
 export type { Balancer, PickRequest } from './balancer/balancer.js';

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Endpoint } from '../endpoint/endpoint.js';
-import { DiscoveryError, MeshClosedError } from '../errors.js';
+import { DiscoveryError, MeshClosedError, NoEndpointsError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Registry } from './registry.js';
 
@@ -88,6 +88,9 @@ export class DiscoveryCache {
       list = await this.lru.fetch(service);
     } catch (cause) {
       if (this.closed) throw new MeshClosedError(service);
+      // "No such service" from the registry (DNS NXDOMAIN) stays a NoEndpointsError when nothing is cached.
+      if (cause instanceof NoEndpointsError) throw cause;
+      if (cause instanceof DiscoveryError && cause.cause instanceof NoEndpointsError) throw cause.cause;
       throw toDiscoveryError(service, cause);
     }
     if (this.closed) throw new MeshClosedError(service);

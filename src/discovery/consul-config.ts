@@ -30,7 +30,8 @@ export interface ConsulConnectionOptions {
   fetch?: FetchLike;
   /**
    * Deadline of one non-blocking request, and the margin added to a blocking query's `wait` (plus `wait / 16`,
-   * Consul's own jitter). Default 5000.
+   * Consul's own jitter). Default 4000: below the mesh's `discovery.resolveTimeoutMs` (5 s), so that a slow
+   * agent's error says which request it did not answer.
    * @example 2_000
    */
   timeoutMs?: number;
@@ -50,7 +51,7 @@ export interface ConsulConnection {
 
 export const CONNECTION_KEYS = ['url', 'token', 'tokenFile', 'fetch', 'timeoutMs', 'env'] as const;
 const DEFAULT_ADDRESS = '127.0.0.1:8500';
-const DEFAULT_TIMEOUT_MS = 5_000;
+const DEFAULT_TIMEOUT_MS = 4_000;
 
 /**
  * Reads and validates the connection options and the environment once, at construction, and throws a

@@ -71,7 +71,7 @@ export async function consulFetch(conn: ConsulConnection, request: ConsulRequest
     if (response.status < 200 || response.status > 299) {
       const body = redact(text, conn.token).trim().replace(/\s+/g, ' ');
       const shown = body.length > MAX_BODY_CHARS ? `${body.slice(0, MAX_BODY_CHARS)}…` : body;
-      // The Go client's wording: "Unexpected response code: 500 (No cluster leader)".
+      // Like the Go client's "Unexpected response code: 500 (No cluster leader)", naming the request too.
       throw new ConsulError(service, `Consul answered ${response.status} to ${what}: ${shown || '(empty body)'}`, {
         status: response.status,
         body: shown,

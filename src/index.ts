@@ -3,6 +3,16 @@ export { staticRegistry, type StaticRegistry } from './discovery/static.js';
 export type { Registry } from './discovery/registry.js';
 export { dnsRegistry, type DnsRegistryOptions, type DnsMode } from './discovery/dns.js';
 export { orderSrv, type SrvRecord } from './discovery/srv.js';
+export { consulRegistry, type ConsulRegistry, type ConsulRegistryOptions } from './discovery/consul.js';
+export {
+  registerService,
+  type Registration,
+  type RegisterServiceOptions,
+  type TtlCheck,
+  type HttpCheck,
+} from './discovery/consul-register.js';
+export { ConsulError } from './discovery/consul-http.js';
+export type { ConsulConnectionOptions, FetchLike } from './discovery/consul-config.js';
 export { toEndpoint, type Endpoint, type EndpointInput } from './endpoint/endpoint.js';
 export type { AttemptContext, AttemptFn } from './attempt.js';
 export type { Balancer, PickRequest } from './balancer/balancer.js';

@@ -15,6 +15,7 @@ export interface AttemptContext {
   readonly signal: AbortSignal;
   /** 1 for the first attempt, 2 for the first retry, ... */
   readonly attempt: number;
+  /** The logical service. */
   readonly service: string;
   /** The call's total deadline, in epoch milliseconds (comparable with `Date.now()`). */
   readonly deadline: number;

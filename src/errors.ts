@@ -2,9 +2,11 @@ import type { Endpoint } from './endpoint/endpoint.js';
 
 /** One try of a call, as listed on a {@link MeshError}. */
 export interface AttemptRecord {
+  /** 1 for the first attempt. */
   readonly attempt: number;
   /** The endpoint's id (`host:port` unless the registry gave another). */
   readonly endpoint: string;
+  /** How long the attempt took, in ms. */
   readonly durationMs: number;
   /** Why it failed: an HTTP status, an error code or an error name. */
   readonly outcome: string;
@@ -12,7 +14,9 @@ export interface AttemptRecord {
 
 /** Every error the mesh makes extends this. `code` is stable; `message` is for people. */
 export class MeshError extends Error {
+  /** A stable code to branch on: `ENOENDPOINTS`, `ETIMEDOUT`, `ECALLFAILED`, ... (see the README's error table). */
   readonly code: string;
+  /** The logical service the call was for. */
   readonly service: string;
   /** Every try this call made, in order (empty when it failed before the first attempt). */
   attempts: readonly AttemptRecord[];
@@ -47,7 +51,9 @@ export class CircuitOpenError extends MeshError {
 
 /** An attempt's timeout (`scope: 'attempt'`) or the call's total deadline (`scope: 'total'`) passed. */
 export class TimeoutError extends MeshError {
+  /** Which bound passed: one attempt's (`attemptMs`) or the whole call's (`totalMs`). */
   readonly scope: 'attempt' | 'total';
+  /** The bound that passed, in ms. */
   readonly timeoutMs: number;
 
   constructor(

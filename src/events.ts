@@ -2,11 +2,13 @@ import type { Endpoint } from './endpoint/endpoint.js';
 
 /** Fields every event has. */
 export interface ServiceEvent {
+  /** The logical service name. */
   readonly service: string;
 }
 
 /** An event about one attempt on one endpoint. */
 export interface AttemptEvent extends ServiceEvent {
+  /** The endpoint the attempt went to. */
   readonly endpoint: Endpoint;
   /** 1 for the first attempt. */
   readonly attempt: number;
@@ -23,45 +25,116 @@ export interface MeshEvents {
   /** An attempt starts. */
   request: AttemptEvent;
   /** An attempt succeeded. */
-  success: AttemptEvent & { readonly durationMs: number };
+  success: AttemptEvent & {
+    /** How long the attempt took, in ms. */
+    readonly durationMs: number;
+  };
   /** An attempt failed (thrown error, failing status or timeout). `status` is set for HTTP responses. */
-  failure: AttemptEvent & { readonly durationMs: number; readonly error: Error; readonly status?: number };
+  failure: AttemptEvent & {
+    /** How long the attempt took, in ms. */
+    readonly durationMs: number;
+    /** What failed: the thrown error, a `TimeoutError`, or an `Error('HTTP 503')` for a failing status. */
+    readonly error: Error;
+    /** The HTTP status, for a failing response. */
+    readonly status?: number;
+  };
   /** A retry will follow the failed attempt `attempt`, after `delayMs`. */
-  retry: AttemptEvent & { readonly error: Error; readonly delayMs: number };
+  retry: AttemptEvent & {
+    /** Why the attempt failed. */
+    readonly error: Error;
+    /** The nominal backoff before the retry (before jitter), in ms, a `Retry-After` included. */
+    readonly delayMs: number;
+  };
   /** A hedged attempt was started. */
-  hedge: AttemptEvent & { readonly delayMs: number };
-  'breaker-open': ServiceEvent & { readonly endpoint: Endpoint };
-  'breaker-half-open': ServiceEvent & { readonly endpoint: Endpoint };
-  'breaker-close': ServiceEvent & { readonly endpoint: Endpoint };
-  ejected: ServiceEvent & { readonly endpoint: Endpoint; readonly durationMs: number };
-  restored: ServiceEvent & { readonly endpoint: Endpoint };
-  panic: ServiceEvent & { readonly healthy: number; readonly total: number };
-  'budget-exhausted': ServiceEvent & { readonly attempt: number };
+  hedge: AttemptEvent & {
+    /** The hedge delay that passed before it started, in ms. */
+    readonly delayMs: number;
+  };
+  /** An endpoint's breaker opened: it gets no attempts until its reset timeout. */
+  'breaker-open': ServiceEvent & {
+    /** The endpoint whose breaker changed state. */
+    readonly endpoint: Endpoint;
+  };
+  /** An endpoint's breaker is half-open: the next attempt is its probe. */
+  'breaker-half-open': ServiceEvent & {
+    /** The endpoint whose breaker changed state. */
+    readonly endpoint: Endpoint;
+  };
+  /** An endpoint's breaker closed again (its probe succeeded). */
+  'breaker-close': ServiceEvent & {
+    /** The endpoint whose breaker changed state. */
+    readonly endpoint: Endpoint;
+  };
+  /** Outlier detection ejected an endpoint. */
+  ejected: ServiceEvent & {
+    /** The ejected endpoint. */
+    readonly endpoint: Endpoint;
+    /** How long it is ejected for, in ms. */
+    readonly durationMs: number;
+  };
+  /** An ejected endpoint's ejection ended. */
+  restored: ServiceEvent & {
+    /** The endpoint back in service. */
+    readonly endpoint: Endpoint;
+  };
+  /** Too few endpoints are healthy: the service balances over ejected ones too. */
+  panic: ServiceEvent & {
+    /** Endpoints neither ejected nor with an open breaker. */
+    readonly healthy: number;
+    /** Endpoints in the current list. */
+    readonly total: number;
+  };
+  /** A retry or hedge was not made: the retry budget is spent. */
+  'budget-exhausted': ServiceEvent & {
+    /** The attempt that failed (or was out) when the budget said no. */
+    readonly attempt: number;
+  };
   /** A call was refused before any attempt (bulkhead full). */
-  rejected: ServiceEvent & { readonly reason: 'bulkhead' };
+  rejected: ServiceEvent & {
+    /** Why: `maxConcurrent` calls were in flight. */
+    readonly reason: 'bulkhead';
+  };
   /** Discovery produced a new list. */
   'discovery-update': ServiceEvent & {
+    /** The whole new list. */
     readonly endpoints: readonly Endpoint[];
+    /** Endpoints new in this list. */
     readonly added: readonly Endpoint[];
+    /** Endpoints no longer in the list. */
     readonly removed: readonly Endpoint[];
     /** Endpoints that stayed but whose weight, zone, tags or meta changed. */
     readonly updated: readonly Endpoint[];
   };
   /** Discovery failed; `stale` is true when the last good list keeps serving. */
-  'discovery-error': ServiceEvent & { readonly error: Error; readonly stale: boolean };
+  'discovery-error': ServiceEvent & {
+    /** A `DiscoveryError`, with the registry's error as `cause`. */
+    readonly error: Error;
+    /** True when the last good list keeps serving. */
+    readonly stale: boolean;
+  };
   /**
    * Zone-aware balancing (the mesh's `zone`): the share of first attempts sent out of the local zone changed, because
    * the local zone lost (or regained) healthy endpoints. Emitted on changes only, never per call; `spillPercent` 0
    * means all traffic is local again. An endpoint without a zone is listed in `to` as `''`.
    */
   'zone-spill': ServiceEvent & {
+    /** The local zone (the mesh's `zone`). */
     readonly from: string;
+    /** The zones that now receive spilled traffic. */
     readonly to: readonly string[];
+    /** Share of the local zone's endpoints that are healthy, in percent. */
     readonly localHealthyPercent: number;
+    /** Share of first attempts now sent out of the local zone, in percent. */
     readonly spillPercent: number;
   };
   /** A listener threw. */
-  'listener-error': { readonly event: string; readonly error: unknown };
+  'listener-error': {
+    /** The event whose listener threw. */
+    readonly event: string;
+    /** What it threw (or rejected with). */
+    readonly error: unknown;
+  };
 }
 
+/** The name of a mesh event: a key of {@link MeshEvents}. */
 export type MeshEventName = keyof MeshEvents;

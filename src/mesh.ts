@@ -24,6 +24,7 @@ import { serviceNameProblem, validateMeshOptions } from './validate.js';
 
 /** A client bound to one service. */
 export interface ServiceClient {
+  /** The service this client calls. */
   readonly name: string;
   /**
    * fetch with a path: `users.fetch('/v1/me')` is `mesh.fetch('http://users/v1/me')`.
@@ -51,8 +52,14 @@ export interface Mesh {
    * @example await mesh.call('redis', (ep, { signal }) => ping(ep.host, ep.port, signal), { idempotent: true })
    */
   call<T>(service: string, fn: AttemptFn<T>, options?: CallOptions): Promise<T>;
+  /**
+   * Listens to an event (see {@link MeshEvents}). A listener that throws is reported on `listener-error`.
+   * @example mesh.on('ejected', ({ service, endpoint, durationMs }) => log.warn({ service, endpoint: endpoint.id, durationMs }))
+   */
   on<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
+  /** Listens to the next occurrence of an event only. */
   once<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
+  /** Removes a listener added with `on` or `once`. */
   off<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
   /** Plain JSON of every service and endpoint. */
   snapshot(): MeshSnapshot;

@@ -10,7 +10,9 @@ import type { Rng } from './util/random.js';
  * @example { attemptMs: 2_000, totalMs: 5_000 }
  */
 export interface TimeoutPolicy {
+  /** Bound of one attempt, in ms. Default 10 s. */
   attemptMs?: number;
+  /** Bound of the whole call, backoff and retries included, in ms. Default 30 s. */
   totalMs?: number;
 }
 
@@ -20,8 +22,11 @@ export interface TimeoutPolicy {
  * @example { ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 }
  */
 export interface BudgetPolicy {
+  /** Retries allowed per request in the window (0.2: one retry per 5 requests). Default 0.2. */
   ratio?: number;
+  /** Retries per second always allowed, however few requests there were. Default 10. */
   minPerSecond?: number;
+  /** The window requests and retries are counted over, in ms (1 s to 60 s). Default 10 s. */
   ttlMs?: number;
 }
 
@@ -56,9 +61,13 @@ export interface RetryPolicy {
  * @example { errorThresholdPercentage: 50, volumeThreshold: 20, resetTimeoutMs: 10_000, rollingWindowMs: 10_000 }
  */
 export interface BreakerPolicy {
+  /** The breaker opens above this failure percentage in the rolling window. Default 50. */
   errorThresholdPercentage?: number;
+  /** Attempts the window must hold before the breaker may open. Default 20. */
   volumeThreshold?: number;
+  /** How long an open breaker waits before it lets one probe through (half-open), in ms. Default 10 s. */
   resetTimeoutMs?: number;
+  /** The window failures are counted over, in ms. Default 10 s. */
   rollingWindowMs?: number;
 }
 
@@ -67,9 +76,13 @@ export interface BreakerPolicy {
  * @example { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10 }
  */
 export interface OutlierPolicy {
+  /** Failures in a row that eject an endpoint. Default 5. */
   consecutiveFailures?: number;
+  /** First ejection's length, in ms; each further one is longer by as much. Default 30 s. */
   baseEjectionMs?: number;
+  /** Longest ejection, in ms. Default 300 s. */
   maxEjectionMs?: number;
+  /** Most endpoints ejected at once, in percent (one can always be). Default 10. */
   maxEjectionPercent?: number;
 }
 
@@ -78,15 +91,44 @@ export interface OutlierPolicy {
  * @example { delayMs: 'p95', maxAttempts: 2 }
  */
 export interface HedgePolicy {
+  /** How long the first attempt may run before a hedge starts, in ms, or `'p95'` of recent latencies. */
   delayMs: number | 'p95';
+  /** Attempts in flight at most, the first included. Default 2. */
   maxAttempts?: number;
 }
 
 /** What the default or a custom `classify` is shown of one attempt. */
 export type Outcome =
-  | { readonly kind: 'value'; readonly value: unknown; readonly service: string; readonly attempt: number }
-  | { readonly kind: 'response'; readonly response: Response; readonly service: string; readonly attempt: number }
-  | { readonly kind: 'error'; readonly error: unknown; readonly service: string; readonly attempt: number };
+  | {
+      /** The function resolved with a value (not an HTTP response). */
+      readonly kind: 'value';
+      /** What it resolved with. */
+      readonly value: unknown;
+      /** The logical service. */
+      readonly service: string;
+      /** 1 for the first attempt. */
+      readonly attempt: number;
+    }
+  | {
+      /** fetch resolved with a response (any status). */
+      readonly kind: 'response';
+      /** The response; do not read its body here. */
+      readonly response: Response;
+      /** The logical service. */
+      readonly service: string;
+      /** 1 for the first attempt. */
+      readonly attempt: number;
+    }
+  | {
+      /** The function threw or rejected (a timeout included). */
+      readonly kind: 'error';
+      /** What it threw. */
+      readonly error: unknown;
+      /** The logical service. */
+      readonly service: string;
+      /** 1 for the first attempt. */
+      readonly attempt: number;
+    };
 
 /** How an outcome counts: towards health (failure or not) and whether it may be retried. */
 export type Verdict = 'success' | 'failure' | 'retryable-failure';
@@ -98,13 +140,17 @@ export type Verdict = 'success' | 'failure' | 'retryable-failure';
 export interface Policy {
   /** How an endpoint is chosen. Default `'peak-ewma'`. */
   balancer?: BalancerName | Balancer;
+  /** Attempt and total timeouts. */
   timeout?: TimeoutPolicy;
   /** `false` turns retries off. */
   retry?: false | RetryPolicy;
+  /** A circuit breaker per endpoint; `false` turns breakers off. */
   breaker?: false | BreakerPolicy;
+  /** Passive outlier ejection; `false` turns it off. */
   outlier?: false | OutlierPolicy;
   /** Below this percentage of healthy endpoints, balance over all of them. Default 50. */
   panicThresholdPercent?: number;
+  /** Hedged requests (idempotent calls only). Default `false`. */
   hedge?: false | HedgePolicy;
   /** In-flight calls per service before `BulkheadFullError`. Default: no limit. */
   maxConcurrent?: number;
@@ -245,8 +291,11 @@ export interface CallOptions {
   hashKey?: string;
   /** Overrides the method rule: true lets a POST be retried and hedged. */
   idempotent?: boolean;
+  /** Overrides the policy's timeouts for this call. */
   timeout?: TimeoutPolicy;
+  /** Overrides the policy's retries for this call (`false`: none). */
   retry?: false | RetryPolicy;
+  /** Overrides the policy's hedging for this call (`false`: none). */
   hedge?: false | HedgePolicy;
 }
 

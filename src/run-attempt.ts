@@ -147,7 +147,7 @@ export function runAttempt<T>(
   const breaker = state.breaker;
   if (breaker === undefined || !breaker.halfOpen) return attempt.run(fn);
   attempt.probe = true;
-  return breaker.fire(() => attempt.run(fn));
+  return breaker.probe(() => attempt.run(fn));
 }
 
 function onAttemptEnd(a: Attempt, end: AttemptEnd, result: unknown): void {
@@ -157,9 +157,13 @@ function onAttemptEnd(a: Attempt, end: AttemptEnd, result: unknown): void {
   const state = a.state;
   if (end === 'aborted') {
     // The caller (or close, or a winning hedge) ended it: no verdict on the endpoint or its breaker.
-    state.cancel();
-    // A hedge's loser ran at least this long: leaving it out would bias the p95 estimate low.
-    if (result === HEDGE_LOST) svc.latencyWindow?.add(durationMs);
+    if (result === HEDGE_LOST) {
+      state.lostRace(durationMs, now);
+      // The loser ran at least this long: leaving it out would bias the p95 estimate low.
+      svc.latencyWindow?.add(durationMs);
+    } else {
+      state.cancel(durationMs, now);
+    }
     a.settle(false, result);
     return;
   }

@@ -19,13 +19,15 @@ export interface PickRequest {
  * `undefined` means "nothing available", which the call step turns into an error.
  *
  * Candidates passed to `pick` are all the service's endpoints. The balancer must pass over those
- * {@link isExcluded} names (tried in this call, breaker open, ejected); when none is left it returns
+ * `isExcluded` names (tried in this call, breaker open, ejected); when none is left it returns
  * `undefined`, and the caller decides what that means (reuse a tried one, or fail fast).
  */
 export interface Balancer {
+  /** Shown in `mesh.snapshot()`. */
   readonly name: string;
   /** Called whenever the endpoint set changes, before the next `pick`. Rebuild tables here, not in `pick`. */
   update?(endpoints: readonly EndpointState[]): void;
+  /** Chooses an endpoint synchronously, or `undefined` when every one is excluded. Never awaits, never throws. */
   pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined;
 }
 

@@ -123,11 +123,6 @@ export class LocalityBalancer implements Balancer {
     return this.remote.pick(this.remoteStates, request) ?? this.local.pick(this.localStates, request);
   }
 
-  /** Share of first attempts kept in the zone now (for tests and introspection). */
-  get localPercent(): number {
-    return Math.round(this.localShare * 100);
-  }
-
   /** Re-reads the zones' health and sets the local share; reports a changed spill. */
   private evaluate(now: number): void {
     this.checkAt = now + LOCALITY_RECHECK_MS;

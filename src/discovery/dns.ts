@@ -41,6 +41,7 @@ export interface DnsRegistryOptions {
    * @example minTtlMs: 5_000, maxTtlMs: 60_000
    */
   minTtlMs?: number;
+  /** Upper bound on how long an answer is trusted, in ms (see `minTtlMs`). Default 5 min. */
   maxTtlMs?: number;
   /**
    * Deadline for one lookup, SRV and targets together (default 3 s). Keep it below the mesh's

@@ -15,9 +15,13 @@ import type { Rng } from '../util/random.js';
 
 /** One SRV answer as `node:dns` `resolveSrv` returns it: `name` is the target, `''` for the root (`.`). */
 export interface SrvRecord {
+  /** The target host name. */
   readonly name: string;
+  /** The target port. */
   readonly port: number;
+  /** Lower is preferred; a group of one priority is used before the next (RFC 2782). */
   readonly priority: number;
+  /** Relative share within a priority group; 0 gets a small share (RFC 2782). */
   readonly weight: number;
 }
 

@@ -27,7 +27,9 @@ export class EndpointState {
   weight: number;
   /** Attempts started, and how they ended. */
   requests = 0;
+  /** Attempts that ended in success. */
   successes = 0;
+  /** Attempts that ended in failure (aborted ones count as neither). */
   failures = 0;
   /** Latency, peak-sensitive. */
   readonly latency: PeakEwma;
@@ -42,6 +44,7 @@ export class EndpointState {
   outlier: OutlierDetector | undefined;
 
   constructor(
+    /** The endpoint as discovery last described it. */
     public endpoint: Endpoint,
     options: EndpointStateOptions,
     now: number,
@@ -50,6 +53,7 @@ export class EndpointState {
     this.latency = new PeakEwma(options.decayMs, options.defaultRttMs, now);
   }
 
+  /** The endpoint's id, the key its state is kept under. */
   get id(): string {
     return this.endpoint.id;
   }
@@ -81,14 +85,30 @@ export class EndpointState {
     this.requests++;
   }
 
-  /** An attempt ended with no verdict on the endpoint (the caller aborted, or a hedge won). */
-  cancel(): void {
+  /**
+   * An attempt ended with no verdict (the caller aborted, a hedge won, the mesh closed) after `elapsedMs`.
+   * It is not a success or a failure, but the endpoint had not answered in that time: a censored sample
+   * may raise the latency estimate, never lower it. Otherwise an endpoint whose attempts always lose to a
+   * hedge would never be measured, and would look cheaper than the endpoints that beat it.
+   */
+  cancel(elapsedMs: number, now: number): void {
     this.inflight--;
+    if (elapsedMs > this.latency.get(now)) this.latency.observe(elapsedMs, now);
+  }
+
+  /**
+   * The attempt lost a hedge race: another endpoint answered first. Its elapsed time only bounds its
+   * latency from below (often under the unmeasured default), so it also takes the fading failure
+   * penalty: an endpoint that always loses is avoided, and probed again once the penalty fades.
+   */
+  lostRace(elapsedMs: number, now: number): void {
+    this.cancel(elapsedMs, now);
+    this.penalize(now);
   }
 
   /**
    * End of an attempt. A failure never lowers the latency estimate, and it doubles a separate failure
-   * penalty that fades within about a second ({@link FAILURE_PENALTY_DECAY_MS}). Under P2C a backend that
+   * penalty that fades within about a second (`FAILURE_PENALTY_DECAY_MS`). Under P2C a backend that
    * fails fast would otherwise look fast, win every comparison and draw traffic to itself (the "fast
    * failure black hole"); the penalty keeps it out while letting it be probed again soon, so a dead
    * endpoint still reaches ejection and a revived one gets traffic back within a second or two.
@@ -101,9 +121,14 @@ export class EndpointState {
     } else {
       this.failures++;
       this.latency.observe(Math.max(rttMs, this.latency.get(now)), now);
-      this.penalty = Math.min(FAILURE_PENALTY_CAP, 2 * this.penaltyAt(now));
-      this.penaltyStamp = now;
+      this.penalize(now);
     }
+  }
+
+  /** Doubles the fading failure penalty. */
+  private penalize(now: number): void {
+    this.penalty = Math.min(FAILURE_PENALTY_CAP, 2 * this.penaltyAt(now));
+    this.penaltyStamp = now;
   }
 
   /** The latency cost a load-aware balancer compares: peak-EWMA latency × the fading failure penalty. */

@@ -2,13 +2,17 @@
 export interface Endpoint {
   /** Stable identity across discovery updates: state (in-flight, EWMA, breaker) is keyed by it. */
   readonly id: string;
+  /** Host name or IP address (IPv6 without brackets). */
   readonly host: string;
+  /** TCP port, 1 to 65535. */
   readonly port: number;
   /** Relative share of traffic; every balancer honours it. Default 1. */
   readonly weight: number;
   /** Locality, for zone-aware balancing. */
   readonly zone?: string;
+  /** Labels from the registry (Consul tags, for example). */
   readonly tags: readonly string[];
+  /** Key-value metadata from the registry. */
   readonly meta: Readonly<Record<string, string>>;
 }
 
@@ -21,12 +25,19 @@ export interface Endpoint {
 export type EndpointInput =
   | string
   | {
+      /** Host name or IP address (`[::1]` or `::1` for IPv6). */
       host: string;
+      /** TCP port, 1 to 65535. */
       port: number;
+      /** Stable identity; default `host:port`. */
       id?: string;
+      /** Relative share of traffic, > 0. Default 1. */
       weight?: number;
+      /** Locality, for zone-aware balancing. */
       zone?: string;
+      /** Labels. Default none. */
       tags?: readonly string[];
+      /** Key-value metadata. Default none. */
       meta?: Readonly<Record<string, string>>;
     };
 

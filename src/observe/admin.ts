@@ -5,14 +5,19 @@ import type { MeshSnapshot } from './snapshot.js';
 
 /** The part of a request the admin handler reads; `node:http`'s `IncomingMessage` has it, and so has Express's. */
 export interface AdminRequest {
+  /** The HTTP method; GET and HEAD are served. */
   readonly method?: string | undefined;
+  /** The request target (path and query), as `node:http` gives it. */
   readonly url?: string | undefined;
 }
 
 /** The part of a response the admin handler writes; `node:http`'s `ServerResponse` has it, and so has Express's. */
 export interface AdminResponse {
+  /** Set before `end`. */
   statusCode: number;
+  /** Sets one response header. */
   setHeader(name: string, value: string): unknown;
+  /** Sends the body (none for HEAD) and ends the response. */
   end(body?: string): unknown;
 }
 

@@ -107,7 +107,6 @@ function cell(text, b) {
   if (b) w.appendChild(b);
   return w;
 }
-function median(xs) { var s = xs.slice().sort(function (a, b) { return a - b; }); return s.length ? s[s.length >> 1] : 0; }
 function stateOf(e) {
   if (e.breaker === 'open') return ['breaker open', 'bad'];
   if (e.ejected) return ['ejected', 'bad'];
@@ -142,7 +141,9 @@ function renderService(name, s, dt) {
   table.appendChild(hr);
   var ewmas = s.endpoints.map(function (e) { return e.ewmaMs; });
   var maxEwma = Math.max.apply(null, ewmas.concat([1]));
-  var med = median(ewmas);
+  // Slow is judged against the fastest endpoint in service: the best alternative the balancer has.
+  var inService = s.endpoints.filter(function (e) { return !e.ejected && e.breaker !== 'open'; });
+  var best = Math.min.apply(null, (inService.length ? inService : s.endpoints).map(function (e) { return e.ewmaMs; }));
   var maxInflight = Math.max.apply(null, s.endpoints.map(function (e) { return e.inflight; }).concat([1]));
   s.endpoints.forEach(function (e) {
     var key = name + '|' + e.id;
@@ -157,7 +158,7 @@ function renderService(name, s, dt) {
     push(key, 'ok', ok === null ? 1 : ok);
     var h = push(key, 'rps', dr / dt);
     var st = stateOf(e);
-    var slow = med > 0 && e.ewmaMs > 3 * med ? 'bad' : med > 0 && e.ewmaMs > 1.5 * med ? 'warn' : '';
+    var slow = best > 0 && e.ewmaMs > 4 * best ? 'bad' : best > 0 && e.ewmaMs > 2 * best ? 'warn' : '';
     var okLevel = ok === null ? '' : ok < 0.9 ? 'bad' : ok < 0.99 ? 'warn' : '';
     var tr = el('tr', st[1] === 'bad' || okLevel === 'bad' ? 'bad' : (slow || okLevel || st[1] === 'warn') ? 'warn' : '');
     tr.setAttribute('data-endpoint', e.id);

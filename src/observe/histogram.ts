@@ -26,11 +26,4 @@ export class Histogram {
     this.counts[i]!++;
     this.sumMs += ms;
   }
-
-  /** Observations so far. */
-  get count(): number {
-    let n = 0;
-    for (let i = 0; i <= N; i++) n += this.counts[i]!;
-    return n;
-  }
 }

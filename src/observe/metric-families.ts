@@ -34,7 +34,7 @@ export const METRIC_FAMILIES = {
     'Duration of attempts that got a verdict (success or failure).'),
   endpointInFlight: family('endpoint_in_flight', 'gauge', ['service', 'endpoint'], 'Attempts in flight to the endpoint.'),
   endpointLatency: family('endpoint_latency_ewma_seconds', 'gauge', ['service', 'endpoint'],
-    'Peak-EWMA latency of the endpoint, the cost the balancer sees (failures count double, capped).'),
+    'Peak-EWMA latency of the endpoint, as the balancer measures it (a failure never lowers it).'),
   endpointWeight: family('endpoint_weight', 'gauge', ['service', 'endpoint'], 'Effective weight of the endpoint.'),
   endpointEjected: family('endpoint_ejected', 'gauge', ['service', 'endpoint'], '1 while outlier detection ejects the endpoint.'),
   endpointInfo: family('endpoint_info', 'gauge', ['service', 'endpoint', 'zone'], 'Always 1; carries the endpoint zone.'),

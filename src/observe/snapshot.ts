@@ -2,27 +2,43 @@ import type { Service } from '../service.js';
 
 /** One endpoint in {@link MeshSnapshot}. */
 export interface EndpointSnapshot {
+  /** The endpoint's id (`host:port` unless the registry gave another). */
   readonly id: string;
+  /** Host name or IP address. */
   readonly host: string;
+  /** TCP port. */
   readonly port: number;
+  /** Effective weight. */
   readonly weight: number;
+  /** Locality, or null when discovery gave none. */
   readonly zone: string | null;
+  /** Attempts in flight now. */
   readonly inflight: number;
   /** Peak-EWMA latency now, in ms. */
   readonly ewmaMs: number;
+  /** Attempts started. */
   readonly requests: number;
+  /** Attempts that succeeded. */
   readonly successes: number;
+  /** Attempts that failed (aborted ones count as neither). */
   readonly failures: number;
+  /** Its circuit breaker's state; `off` when the policy turns breakers off. */
   readonly breaker: 'closed' | 'open' | 'half-open' | 'off';
+  /** Whether outlier detection ejects it now. */
   readonly ejected: boolean;
 }
 
 /** One service in {@link MeshSnapshot}. */
 export interface ServiceSnapshot {
+  /** The balancer's name. */
   readonly balancer: string;
+  /** Whether an endpoint list arrived at least once. */
   readonly ready: boolean;
+  /** Calls in flight now. */
   readonly activeCalls: number;
+  /** Calls started. */
   readonly calls: number;
+  /** Calls that rejected (a fetch that resolved with a failing response is not counted here). */
   readonly failedCalls: number;
   /** Retries the budget allows now; null when the budget is off. */
   readonly retryBudget: number | null;
@@ -30,11 +46,13 @@ export interface ServiceSnapshot {
   readonly panic: boolean;
   /** Milliseconds since the last good endpoint list. */
   readonly discoveryAgeMs: number | null;
+  /** The current endpoints, in discovery order. */
   readonly endpoints: readonly EndpointSnapshot[];
 }
 
 /** `mesh.snapshot()`: plain JSON, safe to serve (no tokens, no registry internals). */
 export interface MeshSnapshot {
+  /** Every service called (or warmed up) so far, by name. */
   readonly services: Readonly<Record<string, ServiceSnapshot>>;
 }
 

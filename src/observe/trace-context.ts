@@ -3,8 +3,16 @@
  * mesh never imports the package: pass the API object itself (`import * as otel from '@opentelemetry/api'`).
  */
 export interface TraceContextApi {
-  readonly context: { active(): unknown };
-  readonly propagation: { inject(context: never, carrier: Record<string, string>): void };
+  /** `@opentelemetry/api`'s `context`. */
+  readonly context: {
+    /** The active context (the caller's span, if any). */
+    active(): unknown;
+  };
+  /** `@opentelemetry/api`'s `propagation`. */
+  readonly propagation: {
+    /** Writes the context's propagation headers (`traceparent`, ...) into `carrier`. */
+    inject(context: never, carrier: Record<string, string>): void;
+  };
 }
 
 /**

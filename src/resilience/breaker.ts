@@ -42,6 +42,12 @@ interface CountingStatus {
   increment(property: 'fires'): void;
 }
 
+/** A probe that ended with no verdict, wrapped so opossum counts it as a failure; unwrapped for the caller. */
+class AbortedProbe {
+  readonly countsAsFailure = true;
+  constructor(readonly reason: unknown) {}
+}
+
 /** What counts as a failure for the breaker: set by the call step on the promise it fires. */
 export interface BreakerOutcome {
   readonly countsAsFailure: boolean;
@@ -88,7 +94,17 @@ export class EndpointBreaker {
     });
     this.cb.on('open', () => onChange('open'));
     this.cb.on('halfOpen', () => onChange('half-open'));
-    this.cb.on('close', () => onChange('closed'));
+    this.cb.on('close', () => {
+      // Start the window afresh, as Hystrix and resilience4j do: the failures that opened the breaker
+      // must not reopen it on the first failure after the probe succeeded.
+      const window = this.cb.status.window as unknown as { fires: number; failures: number }[];
+      for (const bucket of window) {
+        bucket.fires = 0;
+        bucket.failures = 0;
+      }
+      if (window[0] !== undefined) window[0].fires = 1; // the probe that closed it
+      onChange('closed');
+    });
   }
 
   get state(): BreakerState {
@@ -126,8 +142,21 @@ export class EndpointBreaker {
     return this.cb.opened;
   }
 
-  fire(run: () => Promise<unknown>): Promise<unknown> {
-    return this.cb.fire(run);
+  /**
+   * Runs the half-open probe through opossum's `fire()`. A probe that ends with no verdict (caller abort,
+   * hedge lost, mesh closed) counts as a failure here: opossum has no neutral outcome, and counting it as a
+   * success would close the breaker on no evidence. It reopens, and probes again after `resetTimeoutMs`.
+   */
+  probe(run: () => Promise<unknown>): Promise<unknown> {
+    return this.cb
+      .fire(() =>
+        run().catch((error: unknown) => {
+          throw (error as Partial<BreakerOutcome> | null)?.countsAsFailure ? error : new AbortedProbe(error);
+        }),
+      )
+      .catch((error: unknown) => {
+        throw error instanceof AbortedProbe ? error.reason : error;
+      });
   }
 
   /** Stops its timers; called when the endpoint leaves discovery or the mesh closes. */

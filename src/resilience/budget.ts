@@ -6,8 +6,11 @@ import type { Clock } from '../util/clock.js';
  * `minPerSecond × ttl` retries is always there, so a quiet client can still retry. Deposits and
  * withdrawals leave the window after `ttlMs`. The balance never goes below 0.
  *
- * Counts are scaled by 1000 (Finagle's ScaleFactor) so `ratio` may be fractional with integer maths.
+ * Counts are scaled (Finagle scales by 1000; we use 10^6, so even a ratio of 600 rounds to within 0.1 %)
+ * so that `ratio` may be fractional with exact integer maths in doubles.
  */
+const SCALE = 1_000_000;
+
 export class RetryBudget {
   private static readonly SLICES = 10;
   private readonly slices = new Float64Array(RetryBudget.SLICES);
@@ -27,8 +30,8 @@ export class RetryBudget {
   ) {
     this.sliceMs = ttlMs / RetryBudget.SLICES;
     this.sliceStart = clock.now();
-    this.deposit = ratio === 0 ? 0 : 1000;
-    this.withdrawal = ratio === 0 ? 1 : Math.floor(1000 / ratio);
+    this.deposit = ratio === 0 ? 0 : SCALE;
+    this.withdrawal = ratio === 0 ? 1 : Math.round(SCALE / ratio);
     this.reserve = Math.floor(minPerSecond * (ttlMs / 1000) * this.withdrawal);
   }
 

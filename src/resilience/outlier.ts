@@ -51,7 +51,8 @@ export class OutlierDetector {
   restoreIfDue(now: number): boolean {
     const s = this.state;
     if (s.kind !== 'ejected' || now < s.until) return false;
-    this.state = { kind: 'active', failures: 0, timesEjected: s.timesEjected, since: now };
+    // In service since the ejection ended, not since the pick that noticed it (restoration is lazy).
+    this.state = { kind: 'active', failures: 0, timesEjected: s.timesEjected, since: s.until };
     return true;
   }
 

@@ -3,6 +3,7 @@
  * The default reads `performance.now()`, which vitest's fake timers also control.
  */
 export interface Clock {
+  /** Milliseconds from an arbitrary origin; never goes backwards. */
   now(): number;
 }
 

@@ -35,6 +35,8 @@ export class ServiceHealth {
     private readonly policy: ResolvedPolicy,
     private readonly deps: HealthDeps,
     private readonly states: () => readonly EndpointState[],
+    /** Called when an endpoint comes back (slow start ramps it again, as Envoy does for hosts turning healthy). */
+    private readonly onRevive: (state: EndpointState, now: number) => void = () => {},
   ) {}
 
   /** Gives a new endpoint its breaker and detector. */
@@ -115,6 +117,7 @@ export class ServiceHealth {
     peers.sort((a, b) => a - b);
     const median = peers.length === 0 ? DEFAULT_RTT_MS : (peers[Math.floor(peers.length / 2)] as number);
     state.revive(median, now);
+    this.onRevive(state, now);
   }
 
   private recount(): void {

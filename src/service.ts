@@ -78,7 +78,11 @@ export class Service {
     const budget = policy.retry === false ? false : policy.retry.budget;
     this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, deps.clock) : undefined;
     this.queue = policy.maxQueued > 0 ? new BulkheadQueue(policy.maxQueued) : undefined;
-    this.health = new ServiceHealth(name, policy, deps, () => this.endpoints.states);
+    this.health = new ServiceHealth(name, policy, deps, () => this.endpoints.states, (state, now) => {
+      if (this.slowStart === undefined) return;
+      this.slowStart.begin([state], now);
+      this.rampCheckAt = Math.min(this.rampCheckAt, this.slowStart.checkAt);
+    });
     if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow = new LatencyWindow();
   }
 

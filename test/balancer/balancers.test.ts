@@ -236,7 +236,7 @@ describe('createBalancer', () => {
   const deps = { rng: seededRng(1) };
 
   it('makes each built-in balancer by name', () => {
-    expect(balancerNames).toEqual(['round-robin', 'random', 'least-request', 'peak-ewma']);
+    expect(balancerNames).toEqual(['round-robin', 'random', 'least-request', 'peak-ewma', 'ring-hash', 'maglev']);
     for (const name of balancerNames) {
       const b = createBalancer(name, deps);
       expect(b.name).toBe(name);

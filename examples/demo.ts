@@ -1,12 +1,18 @@
 /**
- * `npm run demo [-- --duration <seconds>]`: four local backends behind one logical service, `api`, and a
+ * `npm run demo [-- --duration <seconds>] [-- --keep] [-- --admin-port <port>]`: four local backends behind one logical service, `api`, and a
  * mesh with the default policy (peak-EWMA, retries with a budget, breakers, outlier ejection) in front.
  *
  * fast-1, fast-2 answer in 2-5 ms; slow is 80 ms slower; flaky fails 30% of calls with 503 and dies a third
  * of the way in (at 5 s of the default 15 s). Watch the shares: traffic leaves `slow`, retries hide flaky's
  * 503s, and flaky is ejected (or, once dead, its refused connections are retried elsewhere).
+ *
+ * The mesh's admin handler serves the live dashboard (and /metrics, /snapshot) on 127.0.0.1 while the demo
+ * runs; its URL is printed first. `--keep` keeps the demo (mesh, backends, dashboard) alive after the load ends,
+ * until Ctrl-C. `--admin-port` picks the port (default: any free one).
  */
 import { setMaxListeners } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { createMesh, staticRegistry, type Endpoint, type MeshError } from '../src/index.js';
 import { startBackends } from './backends.js';
@@ -17,11 +23,28 @@ const MIN_SUCCESS_PERCENT = 90; // below this, something is broken: exit 1
 
 type Tally = Record<'attempts' | 'successes' | 'failures', number>;
 
-function durationSeconds(): number {
-  const { values } = parseArgs({ options: { duration: { type: 'string', default: '15' } } });
+interface DemoOptions {
+  readonly durationS: number;
+  /** Keep serving the dashboard after the load ends, until SIGINT or SIGTERM. */
+  readonly keep: boolean;
+  readonly adminPort: number;
+}
+
+function demoOptions(): DemoOptions {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '15' },
+      keep: { type: 'boolean', default: false },
+      'admin-port': { type: 'string', default: '0' },
+    },
+  });
   const seconds = Number(values.duration);
   if (!(seconds > 0 && seconds <= 50)) throw new TypeError(`--duration must be seconds in (0, 50], got ${values.duration}`);
-  return seconds;
+  const adminPort = Number(values['admin-port']);
+  if (!(Number.isInteger(adminPort) && adminPort >= 0 && adminPort <= 65535)) {
+    throw new TypeError(`--admin-port must be a port number (0 for any free one), got ${values['admin-port']}`);
+  }
+  return { durationS: seconds, keep: values.keep, adminPort };
 }
 
 const percent = (part: number, whole: number): string => (whole === 0 ? '-' : `${((100 * part) / whole).toFixed(1)}%`);
@@ -48,7 +71,7 @@ function reason(error: unknown): string {
   return last === undefined ? name : `${name} (last attempt: ${last})`;
 }
 
-async function main(durationS: number): Promise<number> {
+async function main({ durationS, keep, adminPort }: DemoOptions): Promise<number> {
   const flakyDiesAtS = Math.min(5, durationS / 3);
   const backends = await startBackends([
     { name: 'fast-1', minMs: 2, maxMs: 5 },
@@ -59,6 +82,19 @@ async function main(durationS: number): Promise<number> {
   const names = new Map(backends.map((b) => [b.address, b.name]));
   const nameOf = (endpoint: Endpoint): string => names.get(endpoint.id) ?? endpoint.id;
   const mesh = createMesh({ registry: staticRegistry({ api: backends.map((b) => b.address) }) });
+  // The admin handler: the live dashboard at /, Prometheus text at /metrics, JSON at /snapshot. Loopback only.
+  const admin = http.createServer(mesh.adminHandler());
+  await new Promise<void>((resolve, reject) => {
+    admin.once('error', reject);
+    admin.listen(adminPort, '127.0.0.1', () => resolve());
+  });
+  const dashboardUrl = `http://127.0.0.1:${(admin.address() as AddressInfo).port}/`;
+  const shutdown = async (): Promise<void> => {
+    await mesh.close();
+    await Promise.all(backends.map((b) => b.close()));
+    admin.closeAllConnections();
+    await new Promise((resolve) => admin.close(resolve));
+  };
 
   const tty = process.stdout.isTTY === true;
   const started = performance.now();
@@ -135,6 +171,7 @@ async function main(durationS: number): Promise<number> {
     note('flaky died (server closed, connections dropped)');
   }, flakyDiesAtS * 1_000);
 
+  console.log(`dashboard: ${dashboardUrl}  (Prometheus metrics: ${dashboardUrl}metrics)`);
   console.log(`proxyless demo: ${WORKERS} workers for ${durationS}s on 'api' = ${backends.map((b) => `${b.name}@${b.address}`).join(', ')}`);
   try {
     await Promise.all(Array.from({ length: WORKERS }, worker));
@@ -145,8 +182,7 @@ async function main(durationS: number): Promise<number> {
   }
   const elapsedS = (performance.now() - started) / 1_000;
   const endpoints = mesh.snapshot().services['api']?.endpoints ?? [];
-  await mesh.close();
-  await Promise.all(backends.map((b) => b.close()));
+  if (!keep) await shutdown();
 
   const byName = new Map(endpoints.map((e) => [names.get(e.id) ?? e.id, e]));
   const stateOf = (name: string): string => {
@@ -171,19 +207,27 @@ async function main(durationS: number): Promise<number> {
   if (failures.size > 0) console.log(`failed calls: ${[...failures].map(([k, v]) => `${k} ×${v}`).join(', ')}`);
 
   const successPercent = calls === 0 ? 0 : (100 * okCalls) / calls;
-  if (successPercent >= MIN_SUCCESS_PERCENT) return 0;
-  console.error(`\ndemo: only ${successPercent.toFixed(1)}% of calls succeeded (expected >= ${MIN_SUCCESS_PERCENT}%)`);
-  return 1;
+  const code = successPercent >= MIN_SUCCESS_PERCENT ? 0 : 1;
+  if (code !== 0) console.error(`\ndemo: only ${successPercent.toFixed(1)}% of calls succeeded (expected >= ${MIN_SUCCESS_PERCENT}%)`);
+  if (keep) {
+    console.log(`\n--keep: the load has ended; the dashboard stays at ${dashboardUrl} until Ctrl-C`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    await shutdown();
+  }
+  return code;
 }
 
-let durationS: number;
+let options: DemoOptions;
 try {
-  durationS = durationSeconds();
+  options = demoOptions();
 } catch (error) {
   console.error(`demo: ${(error as Error).message}`);
   process.exit(2);
 }
-main(durationS).then(
+main(options).then(
   (code) => void (process.exitCode = code),
   (error: unknown) => {
     console.error(error);

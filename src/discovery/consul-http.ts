@@ -7,7 +7,9 @@ import type { ConsulConnection } from './consul-config.js';
  * Discovery wraps it in a `DiscoveryError`; `registerService` rejects with it.
  */
 export class ConsulError extends MeshError {
+  /** Consul's HTTP status, for an error answer. */
   readonly status: number | undefined;
+  /** Consul's error text (truncated, token redacted), for an error answer. */
   readonly body: string | undefined;
 
   constructor(service: string, message: string, options?: { status?: number; body?: string; cause?: unknown }) {

@@ -5,6 +5,7 @@ import { consulFetch, ConsulError } from './consul-http.js';
 
 /** A TTL check: this process reports "passing" every `heartbeatMs` (default a third of the TTL). */
 export interface TtlCheck {
+  /** Consul marks the instance critical when no heartbeat came for this long, in ms. */
   ttlMs: number;
   /** Shown in Consul's UI. @example 'app heartbeat' */
   notes?: string;
@@ -14,11 +15,15 @@ export interface TtlCheck {
 export interface HttpCheck {
   /** @example 'http://127.0.0.1:8080/health' */
   http: string;
+  /** How often Consul polls, in ms. */
   intervalMs: number;
+  /** How long one poll may take, in ms. Default: Consul's (10 s). */
   timeoutMs?: number;
   /** @example 'HEAD' */
   method?: string;
+  /** Headers Consul sends with each poll. */
   header?: Readonly<Record<string, readonly string[]>>;
+  /** Poll an HTTPS URL without verifying its certificate. */
   tlsSkipVerify?: boolean;
 }
 
@@ -26,17 +31,27 @@ export interface HttpCheck {
 export interface RegisterServiceOptions {
   /** The agent to register with; fields fall back to `CONSUL_HTTP_*`. Default: from the environment. */
   consul?: ConsulConnectionOptions;
+  /** The instance to register. */
   service: {
+    /** The logical service name, as callers resolve it. */
     name: string;
     /** Unique on the agent. Default `<name>-<address>-<port>`, so a restart replaces its old entry. */
     id?: string;
     /** The address other services dial (not 0.0.0.0). @example '10.0.1.21' */
     address: string;
+    /** The port other services dial. */
     port: number;
+    /** Consul tags (a `consulRegistry({ tag })` filters on one). */
     tags?: readonly string[];
+    /** Consul service metadata (a zone key, a version, ...). */
     meta?: Readonly<Record<string, string>>;
     /** Relative share when passing, and when a check warns. Default { passing: 1, warning: 1 }. */
-    weights?: { passing: number; warning?: number };
+    weights?: {
+      /** Weight while the check passes. */
+      passing: number;
+      /** Weight while the check warns. Default 1. */
+      warning?: number;
+    };
   };
   /** Health check; without one the instance counts as passing while its node does. */
   check?: TtlCheck | HttpCheck;
@@ -56,6 +71,7 @@ export interface RegisterServiceOptions {
 
 /** A live registration. */
 export interface Registration {
+  /** The service instance id on the agent. */
   readonly id: string;
   /** The check's id (`service:<id>`), if a check was registered. */
   readonly checkId: string | undefined;

@@ -32,7 +32,12 @@ export interface ConsulRegistryOptions extends ConsulConnectionOptions {
   /** Under churn, at most one blocking query per this interval after a burst of 2. Default 250. @example 1_000 */
   minIntervalMs?: number;
   /** Retry delays of a failing watch: doubling from `initialMs`, ±20 % jitter, up to `maxMs`. Default 1000 / 30000. */
-  backoff?: { initialMs?: number; maxMs?: number };
+  backoff?: {
+    /** First retry delay, in ms. */
+    initialMs?: number;
+    /** Longest retry delay, in ms. */
+    maxMs?: number;
+  };
   /**
    * A meta key holding the instance's zone (looked up in Service.Meta, then Node.Meta). Default: the zone is
    * `Node.Datacenter`. @example 'availability-zone'

@@ -74,6 +74,7 @@ export async function executeCall<T>(env: CallEnv, svc: Service, fn: AttemptFn<T
         : finish(svc, error, progress.records());
       // A failing last Response resolves the call (fetch semantics) but counts as a failed call.
       const failed = result instanceof Response && progress.failures.some((f) => f.response === result);
+      if (failed) svc.callFailures++;
       svc.metrics.callEnded(failed ? OUTCOME.failure : OUTCOME.success, env.clock.now() - start);
       return result as T;
     }

@@ -156,7 +156,7 @@ function onAttemptEnd(a: Attempt, end: AttemptEnd, result: unknown): void {
   const durationMs = now - a.startedAt;
   const state = a.state;
   if (end === 'aborted') {
-    // The caller (or close, or a winning hedge) ended it: no verdict on the endpoint or its breaker.
+    // The caller, close() or a winning hedge ended it: no success or failure for the breaker or detector.
     if (result === HEDGE_LOST) {
       state.lostRace(durationMs, now);
       // The loser ran at least this long: leaving it out would bias the p95 estimate low.

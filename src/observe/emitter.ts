@@ -10,40 +10,50 @@ type Listener<E extends MeshEventName> = (payload: MeshEvents[E]) => void;
  */
 export class MeshEmitter {
   private readonly ee = new EventEmitter();
-  private readonly wrappers = new WeakMap<(...args: never[]) => unknown, (payload: unknown) => void>();
+  /** Wrappers by event, then by listener, so one function may listen to several events. */
+  private readonly wrappers = new Map<string, WeakMap<(...args: never[]) => unknown, (payload: unknown) => void>>();
+  /** Which events have listeners: a property read on the call path instead of `listenerCount`. */
+  private readonly listened: Partial<Record<MeshEventName, boolean>> = {};
 
   on<E extends MeshEventName>(event: E, listener: Listener<E>): this {
     this.ee.on(event, this.wrap(event, listener));
+    this.listened[event] = true;
     return this;
   }
 
   once<E extends MeshEventName>(event: E, listener: Listener<E>): this {
     this.ee.once(event, this.wrap(event, listener));
+    this.listened[event] = true;
     return this;
   }
 
   off<E extends MeshEventName>(event: E, listener: Listener<E>): this {
-    const wrapped = this.wrappers.get(listener as (...args: never[]) => unknown);
+    const wrapped = this.wrappers.get(event)?.get(listener as (...args: never[]) => unknown);
     if (wrapped) this.ee.off(event, wrapped);
+    this.listened[event] = this.ee.listenerCount(event) > 0;
     return this;
   }
 
   /** Cheap check for the hot path: build a payload only when somebody listens. */
   has(event: MeshEventName): boolean {
-    return this.ee.listenerCount(event) > 0;
+    return this.listened[event] === true;
   }
 
   emit<E extends MeshEventName>(event: E, payload: MeshEvents[E]): void {
     this.ee.emit(event, payload);
+    this.listened[event] = this.ee.listenerCount(event) > 0; // a `once` listener may have gone
   }
 
   removeAll(): void {
     this.ee.removeAllListeners();
+    for (const event of Object.keys(this.listened) as MeshEventName[]) this.listened[event] = false;
   }
 
   private wrap<E extends MeshEventName>(event: E, listener: Listener<E>): (payload: unknown) => void {
     if (typeof listener !== 'function') throw new TypeError(`listener for '${event}' must be a function`);
-    const existing = this.wrappers.get(listener as (...args: never[]) => unknown);
+    let byListener = this.wrappers.get(event);
+    if (byListener === undefined) this.wrappers.set(event, (byListener = new WeakMap()));
+    const existing = byListener.get(listener as (...args: never[]) => unknown);
     if (existing) return existing;
     const wrapped = (payload: unknown): void => {
       try {
@@ -55,7 +65,7 @@ export class MeshEmitter {
         this.report(event, error);
       }
     };
-    this.wrappers.set(listener as (...args: never[]) => unknown, wrapped);
+    byListener.set(listener as (...args: never[]) => unknown, wrapped);
     return wrapped;
   }
 

@@ -1,7 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { Rng } from '../util/random.js';
-import type { Balancer, PickRequest } from './balancer.js';
-import { maxWeightOf, p2c } from './p2c.js';
+import { P2cBalancer } from './p2c.js';
 
 /** In-flight attempts per unit of weight: an endpoint of weight 2 is as loaded with 4 in flight as one of weight 1 with 2. */
 export function leastRequestLoad(state: EndpointState): number {
@@ -15,18 +14,8 @@ export function leastRequestLoad(state: EndpointState): number {
  * @example
  * createMesh({ registry, defaults: { balancer: 'least-request' } });
  */
-export class LeastRequestBalancer implements Balancer {
-  readonly name = 'least-request';
-  private maxWeight = 0;
-
-  constructor(private readonly rng: Rng) {}
-
-  update(endpoints: readonly EndpointState[]): void {
-    this.maxWeight = maxWeightOf(endpoints);
-  }
-
-  pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
-    // Without an update() the bound is unknown: computing it per pick stays correct, only O(n).
-    return p2c(endpoints, request, this.rng, leastRequestLoad, this.maxWeight || maxWeightOf(endpoints));
+export class LeastRequestBalancer extends P2cBalancer {
+  constructor(rng: Rng) {
+    super('least-request', rng, leastRequestLoad);
   }
 }

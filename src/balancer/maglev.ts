@@ -2,6 +2,7 @@ import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { hashOut, murmur3x2 } from '../util/hash.js';
 import type { Rng } from '../util/random.js';
 import { isExcluded, type Balancer, type PickRequest } from './balancer.js';
+import { TableSource } from './table-source.js';
 import { boundedLoadPick } from './bounded-load.js';
 import { scanByHash } from './ring-hash.js';
 
@@ -66,8 +67,7 @@ export class MaglevBalancer implements Balancer {
   private readonly m: number;
   /** (2^32 mod M): reduces a 64-bit hash held as two 32-bit halves modulo M without BigInt. */
   private readonly highFactor: number;
-  private source: readonly EndpointState[] = [];
-  private weights: number[] = [];
+  private readonly source = new TableSource();
   /** Endpoints in id order; the table holds indices into it. */
   private hosts: EndpointState[] = [];
   private table = new Int32Array(0);
@@ -88,11 +88,11 @@ export class MaglevBalancer implements Balancer {
   }
 
   update(endpoints: readonly EndpointState[]): void {
-    if (!this.adopt(endpoints)) this.build(endpoints);
+    if (this.source.changed(endpoints)) this.build(endpoints);
   }
 
   pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
-    if (endpoints !== this.source && !this.adopt(endpoints)) this.build(endpoints);
+    if (this.source.changed(endpoints)) this.build(endpoints);
     if (this.hosts.length === 0) return undefined;
     let hi: number;
     let lo: number;
@@ -127,11 +127,11 @@ export class MaglevBalancer implements Balancer {
       }
     }
     if (chosen === undefined) {
-      chosen = scanByHash(this.source, request, hi);
+      chosen = scanByHash(this.source.endpoints, request, hi);
       if (chosen === undefined) return undefined;
     }
     const factor = this.options.hashBalanceFactor;
-    return factor > 0 ? boundedLoadPick(chosen, this.source, request, factor, hi) : chosen;
+    return factor > 0 ? boundedLoadPick(chosen, this.source.endpoints, request, factor, hi) : chosen;
   }
 
   /** How many table slots each endpoint owns (for tests and the consistency figures). */
@@ -144,20 +144,8 @@ export class MaglevBalancer implements Balancer {
     return out;
   }
 
-  private adopt(endpoints: readonly EndpointState[]): boolean {
-    const n = endpoints.length;
-    if (n !== this.source.length || this.weights.length !== n) return false;
-    for (let i = 0; i < n; i++) {
-      const s = endpoints[i] as EndpointState;
-      if (s !== this.source[i] || s.endpoint.weight !== this.weights[i]) return false;
-    }
-    this.source = endpoints;
-    return true;
-  }
-
   private build(endpoints: readonly EndpointState[]): void {
-    this.source = endpoints;
-    this.weights = endpoints.map((s) => s.endpoint.weight);
+    this.source.set(endpoints);
     const hosts = [...endpoints].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     this.hosts = hosts;
     const n = hosts.length;

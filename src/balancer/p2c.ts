@@ -1,6 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { Rng } from '../util/random.js';
-import { isExcluded, type PickRequest } from './balancer.js';
+import { isExcluded, type Balancer, type PickRequest } from './balancer.js';
 
 /**
  * "How to measure load" for {@link p2c}: the cost of sending one more request to `state`, per unit of weight
@@ -116,4 +116,27 @@ function scan(endpoints: readonly EndpointState[], request: PickRequest, rng: Rn
     if (r < 0) return i;
   }
   return last; // rounding left r at ~0: the last candidate owns the end of the interval
+}
+
+/**
+ * A balancer that is {@link p2c} on one {@link LoadFn}: least-request and peak-EWMA are this with
+ * different loads. It caches the largest weight at `update()`.
+ */
+export class P2cBalancer implements Balancer {
+  private maxWeight = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly rng: Rng,
+    private readonly load: LoadFn,
+  ) {}
+
+  update(endpoints: readonly EndpointState[]): void {
+    this.maxWeight = maxWeightOf(endpoints);
+  }
+
+  pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
+    // Without an update() the bound is unknown: computing it per pick stays correct, only O(n).
+    return p2c(endpoints, request, this.rng, this.load, this.maxWeight || maxWeightOf(endpoints));
+  }
 }

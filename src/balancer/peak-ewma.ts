@@ -1,7 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { Rng } from '../util/random.js';
-import type { Balancer, PickRequest } from './balancer.js';
-import { maxWeightOf, p2c } from './p2c.js';
+import { P2cBalancer } from './p2c.js';
 
 /**
  * Expected latency of one more request, per unit of weight: peak-EWMA RTT × (in-flight ÷ weight + 1).
@@ -22,18 +21,8 @@ export function peakEwmaLoad(state: EndpointState, now: number): number {
  * @example
  * createMesh({ registry, defaults: { balancer: 'peak-ewma' } });
  */
-export class PeakEwmaBalancer implements Balancer {
-  readonly name = 'peak-ewma';
-  private maxWeight = 0;
-
-  constructor(private readonly rng: Rng) {}
-
-  update(endpoints: readonly EndpointState[]): void {
-    this.maxWeight = maxWeightOf(endpoints);
-  }
-
-  pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
-    // Without an update() the bound is unknown: computing it per pick stays correct, only O(n).
-    return p2c(endpoints, request, this.rng, peakEwmaLoad, this.maxWeight || maxWeightOf(endpoints));
+export class PeakEwmaBalancer extends P2cBalancer {
+  constructor(rng: Rng) {
+    super('peak-ewma', rng, peakEwmaLoad);
   }
 }

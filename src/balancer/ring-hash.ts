@@ -2,6 +2,7 @@ import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { hashOut, murmur3x2 } from '../util/hash.js';
 import type { Rng } from '../util/random.js';
 import { isExcluded, type Balancer, type PickRequest } from './balancer.js';
+import { TableSource } from './table-source.js';
 import { boundedLoadPick } from './bounded-load.js';
 
 /** Ring hash tuning (see `RingHashPolicy` in options.ts). */
@@ -53,8 +54,7 @@ export class RingHashBalancer implements Balancer {
   readonly name = 'ring-hash';
   private readonly options: RingHashOptions;
   /** The list the ring was built for, and the configured weights it was built with. */
-  private source: readonly EndpointState[] = [];
-  private weights: number[] = [];
+  private readonly source = new TableSource();
   /** Sorted point positions, and the endpoint owning each. */
   private points = new Uint32Array(0);
   private owners: EndpointState[] = [];
@@ -69,11 +69,11 @@ export class RingHashBalancer implements Balancer {
   }
 
   update(endpoints: readonly EndpointState[]): void {
-    if (!this.adopt(endpoints)) this.build(endpoints);
+    if (this.source.changed(endpoints)) this.build(endpoints);
   }
 
   pick(endpoints: readonly EndpointState[], request: PickRequest): EndpointState | undefined {
-    if (endpoints !== this.source && !this.adopt(endpoints)) this.build(endpoints);
+    if (this.source.changed(endpoints)) this.build(endpoints);
     const points = this.points;
     const size = points.length;
     if (size === 0) return undefined;
@@ -104,11 +104,11 @@ export class RingHashBalancer implements Balancer {
     }
     if (chosen === undefined) {
       if (steps === size) return undefined; // the whole ring was walked: nothing is available
-      chosen = scanByHash(this.source, request, h);
+      chosen = scanByHash(this.source.endpoints, request, h);
       if (chosen === undefined) return undefined;
     }
     const factor = this.options.hashBalanceFactor;
-    return factor > 0 ? boundedLoadPick(chosen, this.source, request, factor, h) : chosen;
+    return factor > 0 ? boundedLoadPick(chosen, this.source.endpoints, request, factor, h) : chosen;
   }
 
   /** Share of the hash space each endpoint owns (for tests and the consistency figures). */
@@ -138,21 +138,8 @@ export class RingHashBalancer implements Balancer {
     return this.lastHash;
   }
 
-  /** Takes `endpoints` as the source when it holds the same endpoints with the same weights (no rebuild). */
-  private adopt(endpoints: readonly EndpointState[]): boolean {
-    const n = endpoints.length;
-    if (n !== this.source.length || this.weights.length !== n) return false;
-    for (let i = 0; i < n; i++) {
-      const s = endpoints[i] as EndpointState;
-      if (s !== this.source[i] || s.endpoint.weight !== this.weights[i]) return false;
-    }
-    this.source = endpoints;
-    return true;
-  }
-
   private build(endpoints: readonly EndpointState[]): void {
-    this.source = endpoints;
-    this.weights = endpoints.map((s) => s.endpoint.weight);
+    this.source.set(endpoints);
     const n = endpoints.length;
     if (n === 0) {
       this.points = new Uint32Array(0);

@@ -1,25 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMesh, staticRegistry, type Mesh, type MeshOptions } from '../../src/index.js';
-import { startBackend, type Backend } from '../helpers/backends.js';
+import { describe, expect, it } from 'vitest';
+import { staticRegistry } from '../../src/index.js';
+import type { Backend } from '../helpers/backends.js';
+import { testScope } from '../helpers/scope.js';
 
-const open: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-});
+const scope = testScope();
+const mesh = scope.mesh;
 
-async function backend(name: string, delayMs = 0): Promise<Backend> {
-  const b = await startBackend((_req, res) => {
+/** A backend that answers its name, after `delayMs`. */
+function backend(name: string, delayMs = 0): Promise<Backend> {
+  return scope.backend((_req, res) => {
     if (delayMs === 0) res.end(name);
     else setTimeout(() => res.end(name), delayMs);
   });
-  open.push(b);
-  return b;
-}
-
-function mesh(options: MeshOptions): Mesh {
-  const m = createMesh(options);
-  open.push(m);
-  return m;
 }
 
 describe('balancing with real node:http backends', () => {

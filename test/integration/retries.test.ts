@@ -1,26 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { CallFailedError, createMesh, staticRegistry, type Mesh, type MeshOptions } from '../../src/index.js';
-import { refusedAddress, startBackend, type Backend } from '../helpers/backends.js';
+import { describe, expect, it } from 'vitest';
+import { CallFailedError, staticRegistry } from '../../src/index.js';
+import { refusedAddress } from '../helpers/backends.js';
+import { testScope } from '../helpers/scope.js';
 
-const open: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-});
+const { backend, mesh } = testScope();
 
-async function backend(...args: Parameters<typeof startBackend>): Promise<Backend> {
-  const b = await startBackend(...args);
-  open.push(b);
-  return b;
-}
-
-function mesh(options: MeshOptions): Mesh {
-  const m = createMesh(options);
-  open.push(m);
-  return m;
-}
-
-// Breakers and ejection are not part of these checks (see CLARIFICATIONS.md).
 const quietRetry = { minDelayMs: 1, maxDelayMs: 5 };
+// Breakers and ejection are not what the idempotency checks measure: off there (see CLARIFICATIONS.md).
+const retryOnly = { retry: quietRetry, breaker: false, outlier: false } as const;
 
 describe('retries against real node:http backends', () => {
   it('with 1 of 3 endpoints refusing connections, 500 GETs all succeed', async () => {
@@ -45,7 +32,7 @@ describe('retries against real node:http backends', () => {
     const refused = await refusedAddress();
     const m = mesh({
       registry: staticRegistry({ api: [refused, live.address] }),
-      defaults: { balancer: 'round-robin', retry: quietRetry },
+      defaults: { balancer: 'round-robin', ...retryOnly },
       random: () => 0, // round robin starts at the refusing endpoint
     });
     const res = await m.fetch('http://api/orders', { method: 'POST', body: '{"n":1}' });
@@ -56,7 +43,7 @@ describe('retries against real node:http backends', () => {
   it('a POST answered with 503 is not retried unless idempotent: true', async () => {
     const a = await backend((_req, res) => res.writeHead(503).end('busy'));
     const b = await backend((_req, res) => res.writeHead(503).end('busy'));
-    const m = mesh({ registry: staticRegistry({ api: [a.address, b.address] }), defaults: { retry: quietRetry } });
+    const m = mesh({ registry: staticRegistry({ api: [a.address, b.address] }), defaults: retryOnly });
 
     const res = await m.fetch('http://api/orders', { method: 'POST', body: 'x' });
     expect(res.status).toBe(503);
@@ -74,7 +61,7 @@ describe('retries against real node:http backends', () => {
   it('a GET answered with 503 is retried, and the last Response is returned (fetch semantics)', async () => {
     let n = 0;
     const a = await backend((_req, res) => res.writeHead(503, { 'x-n': String(++n) }).end());
-    const m = mesh({ registry: staticRegistry({ api: [a.address] }), defaults: { retry: quietRetry } });
+    const m = mesh({ registry: staticRegistry({ api: [a.address] }), defaults: retryOnly });
     const res = await m.fetch('http://api/x');
     expect(res.status).toBe(503);
     expect(res.headers.get('x-n')).toBe('3');
@@ -86,7 +73,7 @@ describe('retries against real node:http backends', () => {
     const refused = await refusedAddress();
     const m = mesh({
       registry: staticRegistry({ api: [refused, live.address] }),
-      defaults: { balancer: 'round-robin', retry: quietRetry },
+      defaults: { balancer: 'round-robin', ...retryOnly },
       random: () => 0,
     });
     const body = new ReadableStream({

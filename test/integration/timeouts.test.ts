@@ -1,23 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { CallFailedError, createMesh, staticRegistry, TimeoutError, type Mesh, type MeshOptions } from '../../src/index.js';
-import { startBackend, type Backend } from '../helpers/backends.js';
+import { describe, expect, it } from 'vitest';
+import { CallFailedError, staticRegistry, TimeoutError } from '../../src/index.js';
+import { testScope } from '../helpers/scope.js';
 
-const open: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()));
-});
-
-async function backend(...args: Parameters<typeof startBackend>): Promise<Backend> {
-  const b = await startBackend(...args);
-  open.push(b);
-  return b;
-}
-
-function mesh(options: MeshOptions): Mesh {
-  const m = createMesh(options);
-  open.push(m);
-  return m;
-}
+const { backend, mesh } = testScope();
 
 describe('timeouts and cancellation', () => {
   it('an attempt that hangs times out (scope attempt), its fetch is aborted, and a retry elsewhere succeeds', async () => {

@@ -35,16 +35,7 @@ let buffer = new Uint8Array(256);
  * const [h1, h2] = hashOut;
  */
 export function murmur3x2(key: string, seed1 = 0, seed2 = SEED_2): void {
-  const n = key.length;
-  let ascii = true;
-  for (let i = 0; i < n; i++) {
-    if (key.charCodeAt(i) > 0x7f) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) hashCodes(key, n, seed1 >>> 0, seed2 >>> 0);
-  else hashBytes(key, seed1 >>> 0, seed2 >>> 0);
+  hashBuffer(utf8(key), seed1 >>> 0, seed2 >>> 0);
 }
 
 /** MurmurHash3 x86_32 of `key`'s UTF-8 bytes with one seed, unsigned. */
@@ -62,41 +53,23 @@ export function hash53(key: string): number {
   return (hashOut[0] as number) * 2_097_152 + ((hashOut[1] as number) >>> 11);
 }
 
-function hashCodes(key: string, n: number, seed1: number, seed2: number): void {
-  let h1 = seed1;
-  let h2 = seed2;
-  const blocks = n & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    let k =
-      key.charCodeAt(i) | (key.charCodeAt(i + 1) << 8) | (key.charCodeAt(i + 2) << 16) | (key.charCodeAt(i + 3) << 24);
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h1 ^= k;
-    h1 = (h1 << 13) | (h1 >>> 19);
-    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-    h2 ^= k;
-    h2 = (h2 << 13) | (h2 >>> 19);
-    h2 = (Math.imul(h2, 5) + 0xe6546b64) | 0;
+/**
+ * Writes `key`'s UTF-8 bytes into the shared buffer and returns their count. ASCII keys (the usual case) are
+ * copied a char code at a time, which is cheaper than `TextEncoder` for short strings.
+ */
+function utf8(key: string): number {
+  const n = key.length;
+  if (buffer.length < n * 3) buffer = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 0x7f) return encoder.encodeInto(key, buffer).written;
+    buffer[i] = c;
   }
-  const tail = n & 3;
-  if (tail !== 0) {
-    let k = key.charCodeAt(blocks);
-    if (tail >= 2) k ^= key.charCodeAt(blocks + 1) << 8;
-    if (tail === 3) k ^= key.charCodeAt(blocks + 2) << 16;
-    k = Math.imul(k, C1);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, C2);
-    h1 ^= k;
-    h2 ^= k;
-  }
-  hashOut[0] = fmix(h1 ^ n);
-  hashOut[1] = fmix(h2 ^ n);
+  return n;
 }
 
-function hashBytes(key: string, seed1: number, seed2: number): void {
-  if (buffer.length < key.length * 3) buffer = new Uint8Array(key.length * 3);
-  const n = encoder.encodeInto(key, buffer).written;
+/** MurmurHash3 x86_32 over the first `n` bytes of the shared buffer, with two seeds in one pass. */
+function hashBuffer(n: number, seed1: number, seed2: number): void {
   const b = buffer;
   let h1 = seed1;
   let h2 = seed2;

@@ -1,4 +1,4 @@
-import { createBalancer } from './balancer/create.js';
+import { checkBalancer } from './balancer/create.js';
 import { isPrime, MAX_MAGLEV_TABLE_SIZE } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import type { MeshOptions, Policy } from './options.js';
@@ -61,7 +61,7 @@ const POLICY_KEYS = new Set([
 export function validatePolicy(p: Policy, at: string): void {
   plainObject(p, at);
   unknownKeys(p, POLICY_KEYS, at);
-  if (p.balancer !== undefined) createBalancer(p.balancer, { rng: Math.random }, `${at}.balancer`);
+  if (p.balancer !== undefined) checkBalancer(p.balancer, `${at}.balancer`);
   validateTimeout(p.timeout, `${at}.timeout`);
   validateRetry(p.retry, `${at}.retry`);
   if (p.breaker !== undefined && p.breaker !== false) {

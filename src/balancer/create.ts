@@ -52,10 +52,14 @@ export function createBalancer(
   deps: BalancerDeps,
   where = 'balancer',
 ): Balancer {
-  if (isBalancerName(spec)) return factories[spec](deps);
-  if (typeof spec === 'object' && spec !== null && typeof (spec as Partial<Balancer>).pick === 'function') {
-    return spec;
-  }
+  checkBalancer(spec, where);
+  return isBalancerName(spec) ? factories[spec](deps) : spec;
+}
+
+/** Throws a `TypeError` naming `where` unless `spec` is a built-in name or an object with `pick()`. */
+export function checkBalancer(spec: unknown, where = 'balancer'): asserts spec is BalancerName | Balancer {
+  if (isBalancerName(spec)) return;
+  if (typeof spec === 'object' && spec !== null && typeof (spec as Partial<Balancer>).pick === 'function') return;
   const got = typeof spec === 'string' ? JSON.stringify(spec) : typeof spec;
   throw new TypeError(
     `${where} must be one of ${balancerNames.map((n) => `'${n}'`).join(', ')} or an object with a pick() method, got ${got}`,

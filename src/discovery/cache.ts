@@ -88,9 +88,7 @@ export class DiscoveryCache {
       list = await this.lru.fetch(service);
     } catch (cause) {
       if (this.closed) throw new MeshClosedError(service);
-      // "No such service" from the registry (DNS NXDOMAIN) stays a NoEndpointsError when nothing is cached.
       if (cause instanceof NoEndpointsError) throw cause;
-      if (cause instanceof DiscoveryError && cause.cause instanceof NoEndpointsError) throw cause.cause;
       throw toDiscoveryError(service, cause);
     }
     if (this.closed) throw new MeshClosedError(service);
@@ -145,7 +143,8 @@ export class DiscoveryCache {
       const error = toDiscoveryError(service, cause);
       if (stale === undefined) {
         this.listener.error(service, error, false);
-        throw error;
+        // "No such service" from the registry (DNS NXDOMAIN) reaches the caller as a NoEndpointsError.
+        throw cause instanceof NoEndpointsError ? cause : error;
       }
       // Stale-on-error: the last good list is stored again, with a short TTL that sets when to retry.
       const failures = (this.failures.get(service) ?? 0) + 1;

@@ -1,4 +1,4 @@
-import type { Outcome, Verdict } from '../options.js';
+import type { Verdict } from '../options.js';
 import { TimeoutError } from '../errors.js';
 
 /**
@@ -35,31 +35,19 @@ export function outcomeLabel(error: unknown, status?: number): string {
 }
 
 /**
- * The default classification (DESIGN.md step 5):
- * - a value is a success;
- * - an HTTP response with a status in `retryOn` (default 429, 500, 502, 503, 504) is a retryable failure,
- *   any other 5xx a failure, everything else (4xx included: the caller's fault, not the endpoint's) a success;
- * - a thrown error is a retryable failure. Whether it is *actually* retried also depends on idempotency,
- *   which the call step checks separately.
+ * The default classification of an HTTP status (DESIGN.md step 5): a status in `retryOn` (default 429, 500,
+ * 502, 503, 504) is a retryable failure, any other 5xx a failure, everything else (4xx included: the
+ * caller's fault, not the endpoint's) a success. A value that is not a Response is always a success.
  */
-export function defaultClassify(outcome: Outcome, retryOn: ReadonlySet<number>): Verdict {
-  switch (outcome.kind) {
-    case 'value':
-      return 'success';
-    case 'response':
-      return classifyStatus(outcome.response.status, retryOn);
-    case 'error':
-      return classifyError(outcome.error);
-  }
-}
-
-/** The default verdict of an HTTP status (see {@link defaultClassify}). */
 export function classifyStatus(status: number, retryOn: ReadonlySet<number>): Verdict {
   if (retryOn.has(status)) return 'retryable-failure';
   return status >= 500 ? 'failure' : 'success';
 }
 
-/** The default verdict of a thrown error: retryable, unless the call's total deadline passed. */
+/**
+ * The default verdict of a thrown error: retryable, unless the call's total deadline passed. Whether it is
+ * actually retried also depends on idempotency, which the call step checks separately.
+ */
 export function classifyError(error: unknown): Verdict {
   return error instanceof TimeoutError && error.scope === 'total' ? 'failure' : 'retryable-failure';
 }

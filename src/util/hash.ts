@@ -45,15 +45,6 @@ export function murmur3(key: string, seed = 0): number {
 }
 
 /**
- * A 53-bit hash of `key` (the high 32 bits from seed 0, the next 21 from {@link SEED_2}): an exact integer in a
- * double, so it can be compared and reduced modulo a table size without BigInt.
- */
-export function hash53(key: string): number {
-  murmur3x2(key);
-  return (hashOut[0] as number) * 2_097_152 + ((hashOut[1] as number) >>> 11);
-}
-
-/**
  * Writes `key`'s UTF-8 bytes into the shared buffer and returns their count. ASCII keys (the usual case) are
  * copied a char code at a time, which is cheaper than `TextEncoder` for short strings.
  */

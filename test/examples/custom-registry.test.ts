@@ -1,15 +1,11 @@
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eurekaRegistry } from '../../examples/custom-registry.js';
 import { createMesh, DiscoveryError, NoEndpointsError, toEndpoint, type EndpointInput, type Mesh, type MeshEvents } from '../../src/index.js';
 import { registryContract } from '../contracts/registry.contract.js';
 import { startBackend, type Backend } from '../helpers/backends.js';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+import { runScript } from '../helpers/run-script.js';
 
 /** One instance as Eureka's REST API (v2, JSON) lists it, with the fields a real server sends. */
 function instance(app: string, host: string, port: number, status = 'UP', metadata: Record<string, string> = { '@class': 'java.util.Collections$EmptyMap' }) {
@@ -110,15 +106,7 @@ describe('examples/custom-registry.ts: a Eureka adapter', () => {
   });
 
   it('runs on its own (npx tsx examples/custom-registry.ts) and exits', async () => {
-    const { code, out } = await new Promise<{ code: number | null; out: string }>((done, fail) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', resolve(root, 'examples/custom-registry.ts')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
-      child.on('error', fail);
-      child.on('close', (c) => (clearTimeout(killer), done({ code: c, out })));
-    });
+    const { code, out } = await runScript('examples/custom-registry.ts');
     expect(out).toMatch(/^hello from users on port \d+\n$/);
     expect(code).toBe(0);
   });

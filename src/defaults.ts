@@ -2,6 +2,7 @@ import { DEFAULT_OVERPROVISIONING_FACTOR } from './balancer/locality.js';
 import { DEFAULT_MAGLEV } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import { DEFAULT_SLOW_START } from './balancer/slow-start.js';
+import { DEFAULT_RETRY_ON } from './transport/http.js';
 import type {
   BudgetPolicy,
   BreakerPolicy,
@@ -26,7 +27,7 @@ export const DEFAULT_RETRY = {
   maxDelayMs: 250,
   factor: 2,
   jitter: true,
-  retryOn: [429, 500, 502, 503, 504],
+  retryOn: DEFAULT_RETRY_ON,
   nonIdempotent: false,
 } as const;
 export const DEFAULT_BREAKER: Required<BreakerPolicy> = {
@@ -73,6 +74,7 @@ export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): Res
     maxConcurrent: pick('maxConcurrent') ?? Infinity,
     maxQueued: pick('maxQueued') ?? 0,
     classify: pick('classify'),
+    unsent: pick('unsent'),
     hashHeader: pick('hashHeader')?.toLowerCase(),
     ringHash: { ...DEFAULT_RING_HASH, ...(merged<RingHashPolicy>('ringHash') || {}) },
     maglev: { ...DEFAULT_MAGLEV, ...(merged<MaglevPolicy>('maglev') || {}) },

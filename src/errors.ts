@@ -10,6 +10,8 @@ export interface AttemptRecord {
   readonly durationMs: number;
   /** Why it failed: an HTTP status, an error code or an error name. */
   readonly outcome: string;
+  /** The failure in words: `fetch failed (ECONNREFUSED 127.0.0.1:8081)`, `HTTP 503`, a timeout's message. */
+  readonly message?: string;
 }
 
 /** Every error the mesh makes extends this. `code` is stable; `message` is for people. */

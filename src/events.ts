@@ -127,6 +127,18 @@ export interface MeshEvents {
     /** Share of first attempts now sent out of the local zone, in percent. */
     readonly spillPercent: number;
   };
+  /**
+   * Policy code of yours threw or answered nonsense: `classify` (the attempt then counts as a failure, as Envoy
+   * and Finagle count a classifier failure), a custom balancer's `pick` (nothing is picked: the call fails with
+   * `NoEndpointsError`, or with its last failure on a retry; a hedge is not sent), or `unsent` (taken as false).
+   * The call still settles; the mesh never crashes on it.
+   */
+  'callback-error': ServiceEvent & {
+    /** Which callback: `'classify'`, `'balancer'` or `'unsent'`. */
+    readonly callback: 'classify' | 'balancer' | 'unsent';
+    /** What it threw, or a `TypeError` describing a bad answer. */
+    readonly error: unknown;
+  };
   /** A listener threw. */
   'listener-error': {
     /** The event whose listener threw. */

@@ -14,7 +14,7 @@ export {
 export { ConsulError } from './discovery/consul-http.js';
 export type { ConsulConnectionOptions, FetchLike } from './discovery/consul-config.js';
 export { toEndpoint, type Endpoint, type EndpointInput } from './endpoint/endpoint.js';
-export type { AttemptContext, AttemptFn } from './attempt.js';
+export type { AttemptContext, AttemptFn } from './transport/attempt-context.js';
 export type { Balancer, PickRequest } from './balancer/balancer.js';
 export type { BalancerName } from './balancer/create.js';
 export type { EndpointState } from './endpoint/endpoint-state.js';
@@ -48,8 +48,8 @@ export type {
   LocalityPolicy,
   Outcome,
   Verdict,
+  MeshRequestInit,
 } from './options.js';
-export type { MeshRequestInit } from './transport/fetch.js';
 export type { MeshSnapshot, ServiceSnapshot, EndpointSnapshot } from './observe/snapshot.js';
 export type { AdminHandler, AdminHandlerOptions, AdminRequest, AdminResponse } from './observe/admin.js';
 export { withTraceContext, type TraceContextApi } from './observe/trace-context.js';

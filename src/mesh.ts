@@ -1,5 +1,8 @@
-import type { Attempt, AttemptFn } from './attempt.js';
-import { executeCall } from './call.js';
+import { Call } from './call/call.js';
+import type { CallEnv } from './call/env.js';
+import { callSettings, checkOptionKeys, optionKeys } from './call/settings.js';
+import type { AttemptFn } from './transport/attempt-context.js';
+import { callTransport } from './transport/call.js';
 import { DEFAULT_DISCOVERY, resolvePolicy } from './defaults.js';
 import { DiscoveryCache } from './discovery/cache.js';
 import type { Registry } from './discovery/registry.js';
@@ -12,15 +15,17 @@ import { renderMetrics } from './observe/prometheus.js';
 import { RETIRED_GRACE_MS } from './observe/service-metrics.js';
 import { BreakerClock } from './resilience/breaker.js';
 import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
-import type { CallOptions, MeshOptions, Policy } from './options.js';
-import { buildRequest } from './request.js';
-import type { CallEnv } from './run-attempt.js';
+import type { CallOptions, MeshOptions, MeshRequestInit, Policy } from './options.js';
 import { Service } from './service.js';
-import { headerValue, planFetch, type MeshRequestInit } from './transport/fetch.js';
+import { FETCH_INIT_KEYS, headerValue, planFetch } from './transport/fetch.js';
 import { systemClock } from './util/clock.js';
 import { TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
-import { serviceNameProblem, validateMeshOptions } from './validate.js';
+import { serviceNameProblem } from './util/service-name.js';
+import { validateMeshOptions } from './validate.js';
+
+const CALL_KEYS = optionKeys();
+const FETCH_KEYS = optionKeys(FETCH_INIT_KEYS);
 
 /** A client bound to one service. */
 export interface ServiceClient {
@@ -97,11 +102,14 @@ export function createMesh(options: MeshOptions): Mesh {
   const registry: Registry = options.registry;
   const clock = options.clock ?? systemClock;
   const rng = options.random ?? defaultRng;
-  const fetchImpl = options.fetch ?? ((...args: Parameters<typeof fetch>) => globalThis.fetch(...args));
+  // Read at each call, so a test or an instrumentation that swaps globalThis.fetch later is honoured.
+  const fetchImpl = (options.fetch ?? ((input: string, init: RequestInit) => globalThis.fetch(input, init))) as (
+    input: string,
+    init: RequestInit,
+  ) => Promise<Response>;
   const overrides: Record<string, Policy> = options.services ?? {};
   const events = new MeshEmitter();
   const services = new Map<string, Service>();
-  const attempts = new Set<Attempt>();
   const breakerClock = new BreakerClock();
   let closed = false;
   subscribeMetrics(events, (name) => services.get(name)?.metrics, clock);
@@ -131,17 +139,26 @@ export function createMesh(options: MeshOptions): Mesh {
       error(name, error, stale) {
         if (events.has('discovery-error')) events.emit('discovery-error', { service: name, error, stale });
       },
+      evicted(name) {
+        services.get(name)?.markStale();
+      },
     },
   );
 
-  const closing = new AbortController();
-  const timeoutLists = new Map<number, TimeoutList>();
-  const timeouts = (ms: number): TimeoutList => {
-    let list = timeoutLists.get(ms);
-    if (list === undefined) timeoutLists.set(ms, (list = new TimeoutList(clock)));
+  const attemptLists = new Map<number, TimeoutList>();
+  const deadlineLists = new Map<number, TimeoutList>();
+  const listFor = (lists: Map<number, TimeoutList>, ms: number): TimeoutList => {
+    let list = lists.get(ms);
+    if (list === undefined) lists.set(ms, (list = new TimeoutList(clock)));
     return list;
   };
-  const env: CallEnv = { clock, events, attempts, isClosed: () => closed, closeSignal: closing.signal, timeouts };
+  const env: CallEnv = {
+    clock,
+    events,
+    isClosed: () => closed,
+    attemptTimeouts: (ms) => listFor(attemptLists, ms),
+    callDeadlines: (ms) => listFor(deadlineLists, ms),
+  };
 
   const serviceFor = (name: string): Service => {
     let svc = services.get(name);
@@ -160,7 +177,13 @@ export function createMesh(options: MeshOptions): Mesh {
       if (closed) throw new MeshClosedError(String(name));
       if (typeof fn !== 'function') throw new TypeError('mesh.call(service, fn): fn must be a function');
       const svc = serviceFor(name);
-      return executeCall(env, svc, fn, buildRequest(svc, callOptions, false, true, false));
+      let settings = svc.plainSettings;
+      if (callOptions !== undefined) {
+        if (callOptions === null || typeof callOptions !== 'object') throw new TypeError('mesh.call options must be an object');
+        checkOptionKeys(callOptions, CALL_KEYS, 'options');
+        settings = callSettings(svc.policy, callOptions, callOptions.signal ?? undefined, callOptions.hashKey, false, true);
+      }
+      return svc.run(new Call(env, svc, settings, callTransport, fn as AttemptFn<unknown>)) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -168,14 +191,14 @@ export function createMesh(options: MeshOptions): Mesh {
 
   const fetchVia = (input: string | URL | Request, init?: MeshRequestInit): Promise<Response> => {
     try {
-      const plan = planFetch(fetchImpl, input, init);
+      if (init !== undefined && init !== null) checkOptionKeys(init, FETCH_KEYS, 'init');
+      const plan = planFetch(fetchImpl, input, init ?? undefined);
       if (closed) throw new MeshClosedError(plan.service);
       const svc = serviceFor(plan.service);
-      const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined);
       const hashHeader = svc.policy.hashHeader;
       const hashKey = init?.hashKey ?? (hashHeader === undefined ? undefined : headerValue(input, init, hashHeader));
-      const request = buildRequest(svc, { ...init, signal, hashKey }, plan.idempotent, plan.replayable, true);
-      return executeCall(env, svc, plan.attempt, request);
+      const settings = callSettings(svc.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
+      return svc.run(new Call(env, svc, settings, plan.transport, plan.send)) as Promise<Response>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -218,14 +241,15 @@ export function createMesh(options: MeshOptions): Mesh {
     async close() {
       if (closed) return;
       closed = true;
-      closing.abort(new MeshClosedError('*'));
-      const inFlight = [...attempts];
-      for (const list of timeoutLists.values()) inFlight.push(...(list.entries() as Attempt[]));
-      for (const attempt of inFlight) attempt.cancel(new MeshClosedError(attempt.service));
+      // Every call is in a deadline list from admission until it is over, a streaming body included.
+      const calls: Call[] = [];
+      for (const list of deadlineLists.values()) calls.push(...(list.entries() as Call[]));
+      for (const c of calls) c.stop(new MeshClosedError(c.service));
       discovery.close();
       for (const svc of services.values()) svc.close(new MeshClosedError(svc.name));
       breakerClock.close();
-      for (const list of timeoutLists.values()) list.clear();
+      for (const list of attemptLists.values()) list.clear();
+      for (const list of deadlineLists.values()) list.clear();
       events.removeAll();
       await registry.close?.();
     },

@@ -2,6 +2,11 @@ import type { Balancer } from './balancer/balancer.js';
 import type { BalancerName } from './balancer/create.js';
 import type { Endpoint } from './endpoint/endpoint.js';
 import type { Registry } from './discovery/registry.js';
+import type { BreakerPolicy } from './resilience/breaker.js';
+import type { OutlierPolicy } from './resilience/outlier.js';
+
+export type { BreakerPolicy, OutlierPolicy, Outcome, Verdict };
+import type { Outcome, Verdict } from './transport/transport.js';
 import type { Clock } from './util/clock.js';
 import type { Rng } from './util/random.js';
 
@@ -57,36 +62,6 @@ export interface RetryPolicy {
 }
 
 /**
- * Circuit breaker per endpoint (opossum).
- * @example { errorThresholdPercentage: 50, volumeThreshold: 20, resetTimeoutMs: 10_000, rollingWindowMs: 10_000 }
- */
-export interface BreakerPolicy {
-  /** The breaker opens above this failure percentage in the rolling window. Default 50. */
-  errorThresholdPercentage?: number;
-  /** Attempts the window must hold before the breaker may open. Default 20. */
-  volumeThreshold?: number;
-  /** How long an open breaker waits before it lets one probe through (half-open), in ms. Default 10 s. */
-  resetTimeoutMs?: number;
-  /** The window failures are counted over, in ms. Default 10 s. */
-  rollingWindowMs?: number;
-}
-
-/**
- * Passive outlier ejection, with Envoy's semantics.
- * @example { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10 }
- */
-export interface OutlierPolicy {
-  /** Failures in a row that eject an endpoint. Default 5. */
-  consecutiveFailures?: number;
-  /** First ejection's length, in ms; each further one is longer by as much. Default 30 s. */
-  baseEjectionMs?: number;
-  /** Longest ejection, in ms. Default 300 s. */
-  maxEjectionMs?: number;
-  /** Most endpoints ejected at once, in percent (one can always be). Default 10. */
-  maxEjectionPercent?: number;
-}
-
-/**
  * Hedged requests, for idempotent calls only.
  * @example { delayMs: 'p95', maxAttempts: 2 }
  */
@@ -96,42 +71,6 @@ export interface HedgePolicy {
   /** Attempts in flight at most, the first included. Default 2. */
   maxAttempts?: number;
 }
-
-/** What the default or a custom `classify` is shown of one attempt. */
-export type Outcome =
-  | {
-      /** The function resolved with a value (not an HTTP response). */
-      readonly kind: 'value';
-      /** What it resolved with. */
-      readonly value: unknown;
-      /** The logical service. */
-      readonly service: string;
-      /** 1 for the first attempt. */
-      readonly attempt: number;
-    }
-  | {
-      /** fetch resolved with a response (any status). */
-      readonly kind: 'response';
-      /** The response; do not read its body here. */
-      readonly response: Response;
-      /** The logical service. */
-      readonly service: string;
-      /** 1 for the first attempt. */
-      readonly attempt: number;
-    }
-  | {
-      /** The function threw or rejected (a timeout included). */
-      readonly kind: 'error';
-      /** What it threw. */
-      readonly error: unknown;
-      /** The logical service. */
-      readonly service: string;
-      /** 1 for the first attempt. */
-      readonly attempt: number;
-    };
-
-/** How an outcome counts: towards health (failure or not) and whether it may be retried. */
-export type Verdict = 'success' | 'failure' | 'retryable-failure';
 
 /**
  * Policy for a service. Set in `defaults` for all services and in `services[name]` to override.
@@ -160,8 +99,19 @@ export interface Policy {
    * @example { maxConcurrent: 100, maxQueued: 50 }
    */
   maxQueued?: number;
-  /** Overrides the default outcome classification. */
+  /**
+   * Overrides the default outcome classification. If it throws or returns something else than a verdict, the
+   * attempt counts as a `'failure'` (not retried on that account) and `callback-error` reports it.
+   * @example { classify: (o) => (o.kind === 'response' && o.response.status === 409 ? 'retryable-failure' : o.kind === 'error' ? 'retryable-failure' : 'success') }
+   */
   classify?: (outcome: Outcome) => Verdict;
+  /**
+   * Tells the mesh that an error proves the request never left (gRPC status 14 before a connection was made,
+   * say), so that it is retried even when the call is not idempotent. It is asked only when the built-in proof
+   * (a refused connection to the endpoint's own address and port) is missing. A throw counts as `false`.
+   * @example { unsent: (error) => (error as { code?: number }).code === 14 && /connect/i.test(String((error as Error).message)) }
+   */
+  unsent?: (error: unknown) => boolean;
   /**
    * For `mesh.fetch`: the request header whose value is the affinity key of `ring-hash` and `maglev` when the call
    * passes no `hashKey`. Case-insensitive. Default: none (a call without a key gets a random one).
@@ -311,6 +261,7 @@ export interface ResolvedPolicy {
   readonly maxConcurrent: number;
   readonly maxQueued: number;
   readonly classify: ((outcome: Outcome) => Verdict) | undefined;
+  readonly unsent: ((error: unknown) => boolean) | undefined;
   /** Lower-cased header name, or undefined. */
   readonly hashHeader: string | undefined;
   readonly ringHash: Required<RingHashPolicy>;
@@ -331,3 +282,11 @@ export interface ResolvedRetry {
 }
 
 export type { Endpoint };
+
+/** fetch's `init` plus the mesh's per-call options (`mesh.fetch(input, init)`). */
+export interface MeshRequestInit extends RequestInit, Omit<CallOptions, 'signal'> {
+  /** undici's `dispatcher` (accepted by undici's and Node's fetch), passed through. */
+  dispatcher?: unknown;
+  /** Required by fetch for a stream body (`'half'`). */
+  duplex?: 'half';
+}

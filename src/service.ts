@@ -1,4 +1,8 @@
 import type { Balancer, PickRequest } from './balancer/balancer.js';
+import type { Next } from './call/step.js';
+import { composeCallStack } from './call/stack.js';
+import { plainSettings, type CallSettings } from './call/settings.js';
+import type { CallTarget } from './call/target.js';
 import { createBalancer, isBalancerName } from './balancer/create.js';
 import { LocalityBalancer } from './balancer/locality.js';
 import { SlowStart } from './balancer/slow-start.js';
@@ -24,10 +28,16 @@ export interface ServiceDeps extends HealthDeps {
 }
 
 /**
- * One logical service: its endpoint set, its balancer, its policy and its counters. Discovery pushes
- * lists in through {@link Service.applyEndpoints}; the call step reads {@link Service.pick}.
+ * One logical service: its endpoint set, its balancer, its policy, its counters and its call stack.
+ * Discovery pushes lists in through {@link Service.applyEndpoints}; calls run through {@link Service.run},
+ * and see the service only as a {@link CallTarget}.
  */
-export class Service {
+export class Service implements CallTarget {
+  /** The call stack (src/call/stack.ts), composed once for this service. */
+  readonly run: Next = composeCallStack();
+  readonly plainSettings: CallSettings;
+  /** A balancer of the user's: its picks are checked before use. */
+  private readonly custom: boolean;
   readonly endpoints: EndpointSet;
   readonly balancer: Balancer;
   /** Ramps the weight of endpoints added after the first list (policy `slowStart`). */
@@ -84,6 +94,13 @@ export class Service {
       this.rampCheckAt = Math.min(this.rampCheckAt, this.slowStart.checkAt);
     });
     if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow = new LatencyWindow();
+    this.plainSettings = plainSettings(policy);
+    this.custom = !isBalancerName(spec);
+  }
+
+  /** How many endpoints discovery lists now. */
+  get size(): number {
+    return this.endpoints.size;
   }
 
   /** Takes a list from discovery; endpoints that stay keep their state. */
@@ -131,6 +148,14 @@ export class Service {
     ));
   }
 
+  /**
+   * Discovery dropped this service's list (evicted by `discovery.maxServices`), and with it the watch that
+   * kept it current: the next call reloads it (and watches again) instead of trusting it forever.
+   */
+  markStale(): void {
+    this.freshUntil = 0;
+  }
+
   /** Stops every breaker's timers (the mesh is closing). */
   close(error: unknown): void {
     this.queue?.clear(error);
@@ -138,22 +163,17 @@ export class Service {
   }
 
   /**
-   * Chooses an endpoint, avoiding those tried in this call while another exists, and those whose breaker
-   * is open or that are ejected (outside panic).
+   * One balancer pick among the usable endpoints not in `request.tried` (breaker closed or probe free, not
+   * ejected outside panic). The call path's pick step decides what "nothing" means.
    */
-  pick(request: PickRequest): EndpointState | undefined {
+  choose(request: PickRequest): EndpointState | undefined {
     if (request.now >= this.rampCheckAt) this.ramp(request.now);
-    const states = this.endpoints.states;
-    const chosen = this.balancer.pick(states, request);
-    if (chosen !== undefined || request.tried.length === 0) return chosen;
-    // Every endpoint was tried: going round again beats failing the call.
-    return this.balancer.pick(states, { ...request, tried: [] });
-  }
-
-  /** A pick that never repeats an endpoint of `tried` (for hedges: never two attempts on one endpoint). */
-  pickUntried(tried: readonly EndpointState[], hashKey: string | undefined, attempt: number, now: number): EndpointState | undefined {
-    if (now >= this.rampCheckAt) this.ramp(now);
-    return this.balancer.pick(this.endpoints.states, { attempt, tried, hashKey, now, panic: this.health.panic });
+    const chosen = this.balancer.pick(this.endpoints.states, request);
+    if (this.custom && chosen !== undefined && (chosen === null || this.endpoints.get(chosen.id) !== chosen || !chosen.usable(request.panic))) {
+      // Your balancer's answer is checked (ours are trusted): the pick step reports the throw and picks nothing.
+      throw new TypeError(`balancer '${this.balancer.name}' returned something that is not a usable endpoint of '${this.name}'`);
+    }
+    return chosen;
   }
 
   /** Slow start: recomputes the ramping weights and lets the balancer see them (at most every 100 ms). */

@@ -2,6 +2,9 @@ import { checkBalancer } from './balancer/create.js';
 import { isPrime, MAX_MAGLEV_TABLE_SIZE } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import type { MeshOptions, Policy } from './options.js';
+import { serviceNameProblem } from './util/service-name.js';
+
+export { serviceNameProblem };
 
 /**
  * Validates every option of `createMesh` once, and throws a `TypeError` that names the option path
@@ -42,18 +45,18 @@ export function validateMeshOptions(options: MeshOptions): void {
     const d = options.discovery;
     plainObject(d, 'discovery');
     unknownKeys(d, new Set(['refreshMs', 'maxServices', 'resolveTimeoutMs']), 'discovery');
-    positive(d.refreshMs, 'discovery.refreshMs');
+    positiveMs(d.refreshMs, 'discovery.refreshMs');
     integer(d.maxServices, 'discovery.maxServices', 1);
     if (d.maxServices !== undefined && d.maxServices > 1_000_000) {
       // lru-cache allocates its arrays at full size up front
       throw new TypeError('discovery.maxServices must be at most 1000000');
     }
-    positive(d.resolveTimeoutMs, 'discovery.resolveTimeoutMs');
+    positiveMs(d.resolveTimeoutMs, 'discovery.resolveTimeoutMs');
   }
 }
 
 const POLICY_KEYS = new Set([
-  'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'maxQueued', 'classify',
+  'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'maxQueued', 'classify', 'unsent',
   'hashHeader', 'ringHash', 'maglev', 'slowStart', 'locality',
 ]);
 
@@ -70,16 +73,16 @@ export function validatePolicy(p: Policy, at: string): void {
     unknownKeys(b, new Set(['errorThresholdPercentage', 'volumeThreshold', 'resetTimeoutMs', 'rollingWindowMs']), `${at}.breaker`);
     percent(b.errorThresholdPercentage, `${at}.breaker.errorThresholdPercentage`);
     integer(b.volumeThreshold, `${at}.breaker.volumeThreshold`, 0);
-    positive(b.resetTimeoutMs, `${at}.breaker.resetTimeoutMs`);
-    positive(b.rollingWindowMs, `${at}.breaker.rollingWindowMs`);
+    positiveMs(b.resetTimeoutMs, `${at}.breaker.resetTimeoutMs`);
+    positiveMs(b.rollingWindowMs, `${at}.breaker.rollingWindowMs`);
   }
   if (p.outlier !== undefined && p.outlier !== false) {
     const o = p.outlier;
     plainObject(o, `${at}.outlier`);
     unknownKeys(o, new Set(['consecutiveFailures', 'baseEjectionMs', 'maxEjectionMs', 'maxEjectionPercent']), `${at}.outlier`);
     integer(o.consecutiveFailures, `${at}.outlier.consecutiveFailures`, 1);
-    positive(o.baseEjectionMs, `${at}.outlier.baseEjectionMs`);
-    positive(o.maxEjectionMs, `${at}.outlier.maxEjectionMs`);
+    positiveMs(o.baseEjectionMs, `${at}.outlier.baseEjectionMs`);
+    positiveMs(o.maxEjectionMs, `${at}.outlier.maxEjectionMs`);
     percent(o.maxEjectionPercent, `${at}.outlier.maxEjectionPercent`);
   }
   percent(p.panicThresholdPercent, `${at}.panicThresholdPercent`);
@@ -87,6 +90,7 @@ export function validatePolicy(p: Policy, at: string): void {
   integer(p.maxConcurrent, `${at}.maxConcurrent`, 1);
   integer(p.maxQueued, `${at}.maxQueued`, 0);
   if (p.classify !== undefined && typeof p.classify !== 'function') throw new TypeError(`${at}.classify must be a function`);
+  if (p.unsent !== undefined && typeof p.unsent !== 'function') throw new TypeError(`${at}.unsent must be a function`);
   validateBalancing(p, at);
 }
 
@@ -127,7 +131,7 @@ function validateBalancing(p: Policy, at: string): void {
     plainObject(s, `${at}.slowStart`);
     unknownKeys(s, new Set(['windowMs', 'aggression', 'minWeightPercent']), `${at}.slowStart`);
     if (s.windowMs === undefined) throw new TypeError(`${at}.slowStart.windowMs is required (or slowStart: false)`);
-    positive(s.windowMs, `${at}.slowStart.windowMs`);
+    positiveMs(s.windowMs, `${at}.slowStart.windowMs`);
     positive(s.aggression, `${at}.slowStart.aggression`);
     percent(s.minWeightPercent, `${at}.slowStart.minWeightPercent`);
   }
@@ -147,8 +151,8 @@ export function validateTimeout(t: unknown, at: string): void {
   plainObject(t, at);
   const o = t as { attemptMs?: unknown; totalMs?: unknown };
   unknownKeys(o, new Set(['attemptMs', 'totalMs']), at);
-  positive(o.attemptMs, `${at}.attemptMs`);
-  positive(o.totalMs, `${at}.totalMs`);
+  positiveMs(o.attemptMs, `${at}.attemptMs`);
+  positiveMs(o.totalMs, `${at}.totalMs`);
 }
 
 export function validateRetry(r: unknown, at: string): void {
@@ -157,8 +161,8 @@ export function validateRetry(r: unknown, at: string): void {
   const o = r as Record<string, unknown>;
   unknownKeys(o, new Set(['retries', 'minDelayMs', 'maxDelayMs', 'factor', 'jitter', 'budget', 'retryOn', 'nonIdempotent']), at);
   integer(o.retries, `${at}.retries`, 0);
-  nonNegative(o.minDelayMs, `${at}.minDelayMs`);
-  nonNegative(o.maxDelayMs, `${at}.maxDelayMs`);
+  nonNegativeMs(o.minDelayMs, `${at}.minDelayMs`);
+  nonNegativeMs(o.maxDelayMs, `${at}.maxDelayMs`);
   if (typeof o.minDelayMs === 'number' && typeof o.maxDelayMs === 'number' && o.maxDelayMs < o.minDelayMs) {
     throw new TypeError(`${at}.maxDelayMs must be >= ${at}.minDelayMs`);
   }
@@ -191,29 +195,10 @@ export function validateHedge(h: unknown, at: string): void {
   plainObject(h, at);
   const o = h as Record<string, unknown>;
   unknownKeys(o, new Set(['delayMs', 'maxAttempts']), at);
-  if (o.delayMs !== 'p95' && !(typeof o.delayMs === 'number' && Number.isFinite(o.delayMs) && o.delayMs >= 0)) {
-    throw new TypeError(`${at}.delayMs must be a number >= 0 or 'p95'`);
+  if (o.delayMs !== 'p95' && !(typeof o.delayMs === 'number' && o.delayMs >= 0 && o.delayMs <= MAX_TIMER_MS)) {
+    throw new TypeError(`${at}.delayMs must be a finite number >= 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit), or 'p95'`);
   }
   integer(o.maxAttempts, `${at}.maxAttempts`, 2);
-}
-
-/**
- * Why `name` cannot be a service name, or `undefined` when it can. Names become URL hosts, DNS names and
- * Consul path segments, so only DNS-style labels are allowed: letters, digits, `-`, `_` and single dots.
- * That rules out `/`, `..`, `%`, whitespace, CR/LF and anything else that could escape a path or a header.
- */
-export function serviceNameProblem(name: unknown): string | undefined {
-  if (typeof name !== 'string') return 'it must be a string';
-  if (name.length === 0) return 'it is empty';
-  if (name.length > 253) return 'it is longer than 253 characters';
-  if (/[\s]/.test(name)) return 'it contains whitespace or a line break';
-  if (name.includes('/')) return "it contains '/'";
-  if (name.includes('%')) return "it contains '%'";
-  if (name.includes('..')) return "it contains '..'";
-  if (!/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/.test(name)) {
-    return 'only letters, digits, "-", "_" and "." are allowed, starting and ending with a letter or digit';
-  }
-  return undefined;
 }
 
 function plainObject(v: unknown, at: string): void {
@@ -235,6 +220,25 @@ function integer(v: unknown, at: string, min: number): void {
 function positive(v: unknown, at: string): void {
   if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
     throw new TypeError(`${at} must be a finite number > 0`);
+  }
+}
+
+/**
+ * The longest delay Node's timers hold (a signed 32-bit count of ms). A longer one overflows and fires after
+ * 1 ms, so `totalMs: 2 ** 31` would time every call out at once. Every duration option is refused past it:
+ * a clear error beats silently clamping a value that cannot mean what it says.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+function positiveMs(v: unknown, at: string): void {
+  if (v !== undefined && !(typeof v === 'number' && v > 0 && v <= MAX_TIMER_MS)) {
+    throw new TypeError(`${at} must be a finite number > 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit)`);
+  }
+}
+
+function nonNegativeMs(v: unknown, at: string): void {
+  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= MAX_TIMER_MS)) {
+    throw new TypeError(`${at} must be a finite number >= 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit)`);
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidServiceNameError } from '../src/index.js';
-import { parseServiceUrl } from '../src/transport/fetch.js';
+import { parseServiceUrl } from '../src/transport/service-url.js';
 
 describe('parseServiceUrl', () => {
   it.each([

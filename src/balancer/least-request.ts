@@ -8,8 +8,10 @@ export function leastRequestLoad(state: EndpointState): number {
 }
 
 /**
- * Least request: {@link p2c} on in-flight attempts ÷ weight (Envoy's `LEAST_REQUEST` with two choices,
- * Finagle's `P2CLeastLoaded`). Needs no latency history, so it suits services whose calls vary in kind.
+ * Least request, as Envoy's `LEAST_REQUEST`: {@link p2c} on in-flight attempts (two choices, Finagle's
+ * `P2CLeastLoaded`) while all weights are equal, O(1); when they differ, a weighted draw over
+ * `weight / (1 + in-flight above the endpoint's weighted share)`, O(n) ({@link weightedLoadPick}), so that shares
+ * follow the weights at any concurrency. Needs no latency history, so it suits services whose calls vary in kind.
  *
  * @example
  * createMesh({ registry, defaults: { balancer: 'least-request' } });

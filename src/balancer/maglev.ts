@@ -8,7 +8,7 @@ import { scanByHash } from './ring-hash.js';
 
 /** Maglev tuning (see `MaglevPolicy` in options.ts). */
 export interface MaglevOptions {
-  /** Lookup table size M, a prime. Default 65537 (Envoy's default). */
+  /** Lookup table size M, a prime. Default 65537 (Envoy's default). Grown, with a warning, below the endpoint count. */
   readonly tableSize: number;
   /** Bounded load, percent >= 100 (Envoy's `hash_balance_factor`); 0 turns it off. Default 0. */
   readonly hashBalanceFactor: number;
@@ -64,9 +64,11 @@ export function isPrime(n: number): boolean {
 export class MaglevBalancer implements Balancer {
   readonly name = 'maglev';
   private readonly options: MaglevOptions;
-  private readonly m: number;
+  /** The table's size: `tableSize`, or larger while there are more endpoints than that (see tableSizeFor). */
+  private m: number;
   /** (2^32 mod M): reduces a 64-bit hash held as two 32-bit halves modulo M without BigInt. */
-  private readonly highFactor: number;
+  private highFactor: number;
+  private warned = false;
   private readonly source = new TableSource();
   /** Endpoints in id order; the table holds indices into it. */
   private hosts: EndpointState[] = [];
@@ -153,7 +155,9 @@ export class MaglevBalancer implements Balancer {
       this.table = new Int32Array(0);
       return;
     }
-    const m = this.m;
+    const m = this.tableSizeFor(n);
+    this.m = m;
+    this.highFactor = TWO_32 % m;
     const skip = new Float64Array(n);
     const cursor = new Float64Array(n); // offset + next × skip (mod M), advanced by addition
     const weight = new Float64Array(n);
@@ -189,5 +193,26 @@ export class MaglevBalancer implements Balancer {
       }
     }
     this.table = table;
+  }
+
+  /**
+   * A table smaller than the endpoint count leaves endpoints with no slot, and so with no traffic at all.
+   * Then the table grows to the smallest prime >= the count (each endpoint takes a slot in the fill's first
+   * round), and a warning says so once per balancer; the spread stays coarse until `tableSize` is raised.
+   */
+  private tableSizeFor(n: number): number {
+    const configured = this.options.tableSize;
+    if (n <= configured) return configured;
+    let m = Math.min(n, MAX_MAGLEV_TABLE_SIZE);
+    while (!isPrime(m)) m++; // MAX_MAGLEV_TABLE_SIZE is prime: this stops there at the latest
+    if (!this.warned) {
+      this.warned = true;
+      process.emitWarning(
+        `maglev.tableSize ${configured} is smaller than the ${n} endpoints: using a table of ${m} so that every endpoint ` +
+          `gets traffic, but unevenly. For an even spread, set maglev.tableSize to a prime much larger than the endpoint count.`,
+        { code: 'PROXYLESS_MAGLEV_TABLE_SIZE' },
+      );
+    }
+    return m;
   }
 }

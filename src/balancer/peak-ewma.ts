@@ -14,15 +14,23 @@ export function peakEwmaLoad(state: EndpointState, now: number): number {
   return state.cost(now) * (state.inflight / state.weight + 1);
 }
 
+/** The latency cost the weighted path compares: peak-EWMA RTT × the fading failure penalty. */
+export function peakEwmaCost(state: EndpointState, now: number): number {
+  return state.cost(now);
+}
+
 /**
- * Peak EWMA: {@link p2c} on {@link peakEwmaLoad}. Reacts to a latency spike at once and forgives it
- * slowly (τ = the endpoint state's `decayMs`, 10 s by default); the default balancer.
+ * Peak EWMA: {@link p2c} on {@link peakEwmaLoad} while all weights are equal, O(1). When they differ, a weighted
+ * draw over `weight / ((1 + in-flight above the endpoint's weighted share) × max(1, cost ÷ median cost)³)`, O(n)
+ * ({@link weightedLoadPick}): shares follow the weights at equal latency, and an endpoint 10× slower than the
+ * median keeps 1/1000 of its weight. Reacts to a latency spike at once and forgives it slowly (τ = the endpoint
+ * state's `decayMs`, 10 s by default); the default balancer.
  *
  * @example
  * createMesh({ registry, defaults: { balancer: 'peak-ewma' } });
  */
 export class PeakEwmaBalancer extends P2cBalancer {
   constructor(rng: Rng) {
-    super('peak-ewma', rng, peakEwmaLoad);
+    super('peak-ewma', rng, peakEwmaLoad, peakEwmaCost);
   }
 }

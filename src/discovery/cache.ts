@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache';
-import type { Endpoint } from '../endpoint/endpoint.js';
+import { hostProblem, type Endpoint } from '../endpoint/endpoint.js';
 import { DiscoveryError, MeshClosedError, NoEndpointsError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Registry } from './registry.js';
@@ -9,6 +9,11 @@ export interface DiscoveryListener {
   update(service: string, endpoints: readonly Endpoint[]): void;
   /** `stale` is true when a last good list keeps serving. */
   error(service: string, error: DiscoveryError, stale: boolean): void;
+  /**
+   * The list of `service` left the cache (evicted by `maxServices`) and its watch stopped: whoever holds that
+   * list must load it again before trusting it, or it would follow a registry that no longer pushes to it.
+   */
+  evicted?(service: string): void;
 }
 
 export interface DiscoveryCacheOptions {
@@ -38,7 +43,9 @@ interface Watch {
  * - stale-on-error: a failed refresh keeps the last good list, reports the error, and is retried after a
  *   backoff (1 s, 2 s, 4 s ... up to `refreshMs`), so a failing registry is not asked again on every call;
  * - push: when the registry has `watch`, the first good list starts a watch, and its updates replace
- *   the list without expiry until the service is evicted or the cache is closed.
+ *   the list without expiry until the service is evicted or the cache is closed. An eviction (past
+ *   `maxServices`) stops the watch and tells the listener (`evicted`), so a list held elsewhere is not
+ *   trusted as current any more.
  */
 export class DiscoveryCache {
   private readonly lru: LRUCache<string, readonly Endpoint[]>;
@@ -72,6 +79,7 @@ export class DiscoveryCache {
         if (reason === 'set') return;
         this.stopWatch(service);
         this.failures.delete(service);
+        if (!this.closed) this.listener.evicted?.(service);
       },
     });
   }
@@ -269,7 +277,8 @@ function endpointProblem(e: unknown): string | undefined {
   if (e === null || typeof e !== 'object') return 'not an object';
   const { id, host, port, weight, zone, tags, meta } = e as Record<string, unknown>;
   if (typeof id !== 'string' || id === '') return 'id must be a non-empty string';
-  if (typeof host !== 'string' || host === '') return 'host must be a non-empty string';
+  const badHost = hostProblem(host);
+  if (badHost) return `host ${JSON.stringify(String(host).slice(0, 80))} is not a host name or IP address: ${badHost}`;
   if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) return 'port must be an integer from 1 to 65535';
   if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) return 'weight must be a finite number > 0';
   if (zone !== undefined && typeof zone !== 'string') return 'zone must be a string';

@@ -37,6 +37,14 @@ export interface ConsulConnectionOptions {
   timeoutMs?: number;
   /** Where `CONSUL_HTTP_*` are read from. Default `process.env`. @example { CONSUL_HTTP_ADDR: '127.0.0.1:8500' } */
   env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The largest answer read from Consul, in bytes; a larger one fails (a `DiscoveryError` for discovery) as soon
+   * as its `Content-Length` or the bytes read so far pass it, and its connection is dropped. Default 32 MiB: a
+   * health entry is 1 to 3 KB of JSON, so that is room for over 10 000 instances of one service, while one
+   * misbehaving agent or proxy cannot make this process buffer gigabytes. At most 512 MiB (V8's longest string).
+   * @example 64 * 1024 * 1024
+   */
+  maxBodyBytes?: number;
 }
 
 /** A validated connection: the base URL (no trailing slash), the token, and the fetch. */
@@ -47,11 +55,17 @@ export interface ConsulConnection {
   readonly token: string | undefined;
   readonly fetch: FetchLike;
   readonly timeoutMs: number;
+  readonly maxBodyBytes: number;
+  /** The option's full name, for messages: `consulRegistry.maxBodyBytes`. */
+  readonly maxBodyOption: string;
 }
 
-export const CONNECTION_KEYS = ['url', 'token', 'tokenFile', 'fetch', 'timeoutMs', 'env'] as const;
+export const CONNECTION_KEYS = ['url', 'token', 'tokenFile', 'fetch', 'timeoutMs', 'env', 'maxBodyBytes'] as const;
 const DEFAULT_ADDRESS = '127.0.0.1:8500';
 const DEFAULT_TIMEOUT_MS = 4_000;
+export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+/** V8 cannot hold a longer string (2^29 - 24 characters), so a larger body could not be parsed anyway. */
+const MAX_MAX_BODY_BYTES = 512 * 1024 * 1024;
 
 /**
  * Reads and validates the connection options and the environment once, at construction, and throws a
@@ -62,15 +76,21 @@ export function consulConnection(options: ConsulConnectionOptions, at: string): 
   if (env === null || typeof env !== 'object') throw new TypeError(`${at}.env must be an object`);
 
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!(typeof timeoutMs === 'number' && Number.isFinite(timeoutMs) && timeoutMs > 0)) {
-    throw new TypeError(`${at}.timeoutMs must be a finite number > 0`);
+  // Node's timers overflow past 2^31 - 1 ms and fire at once: refused, as every duration option is.
+  if (!(typeof timeoutMs === 'number' && timeoutMs > 0 && timeoutMs <= 2_147_483_647)) {
+    throw new TypeError(`${at}.timeoutMs must be a finite number > 0 and at most 2147483647 ms (setTimeout's limit)`);
   }
   if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new TypeError(`${at}.fetch must be a function`);
   const fetchImpl: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const maxBodyOption = `${at}.maxBodyBytes`;
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!(Number.isInteger(maxBodyBytes) && maxBodyBytes >= 1 && maxBodyBytes <= MAX_MAX_BODY_BYTES)) {
+    throw new TypeError(`${maxBodyOption} must be an integer from 1 to ${MAX_MAX_BODY_BYTES}`);
+  }
 
   const { baseUrl, origin } = parseAddress(options.url, env, at);
   const token = readToken(options, env, at);
-  return { baseUrl, origin, token, fetch: fetchImpl, timeoutMs };
+  return { baseUrl, origin, token, fetch: fetchImpl, timeoutMs, maxBodyBytes, maxBodyOption };
 }
 
 function parseAddress(url: unknown, env: Readonly<Record<string, string | undefined>>, at: string): { baseUrl: string; origin: string } {

@@ -42,6 +42,8 @@ export interface ConsulResponse {
 
 /** How much of an error body goes into a message. */
 const MAX_BODY_CHARS = 300;
+/** How much of an error answer is read for its message (the rest is dropped with its connection). */
+const ERROR_BODY_BYTES = 64 * 1024;
 
 /**
  * One request to Consul, bounded by a deadline. The token travels only in `X-Consul-Token`. A non-2xx
@@ -69,17 +71,27 @@ export async function consulFetch(conn: ConsulConnection, request: ConsulRequest
       body: request.body === undefined ? undefined : JSON.stringify(request.body),
       signal,
     });
-    const text = await response.text();
-    if (response.status < 200 || response.status > 299) {
-      const body = redact(text, conn.token).trim().replace(/\s+/g, ' ');
-      const shown = body.length > MAX_BODY_CHARS ? `${body.slice(0, MAX_BODY_CHARS)}…` : body;
-      // Like the Go client's "Unexpected response code: 500 (No cluster leader)", naming the request too.
-      throw new ConsulError(service, `Consul answered ${response.status} to ${what}: ${shown || '(empty body)'}`, {
-        status: response.status,
-        body: shown,
+    if (response.status >= 200 && response.status <= 299) {
+      const text = await readCapped(response, conn.maxBodyBytes, (size) => {
+        return new ConsulError(service, `Consul's answer to ${what} is larger than ${conn.maxBodyOption} (${conn.maxBodyBytes} bytes): ${size}`, {
+          status: response.status,
+        });
       });
+      return { status: response.status, headers: response.headers, text };
     }
-    return { status: response.status, headers: response.headers, text };
+    let cut = false;
+    let text = await readCapped(response, Math.min(ERROR_BODY_BYTES, conn.maxBodyBytes), () => ((cut = true), undefined));
+    // Redact before cutting. A body read only in part may end in part of the token, which no redaction finds
+    // (and whitespace may collapse it into the part shown): drop a token's length from its end.
+    text = redact(text, conn.token);
+    if (cut && conn.token) text = text.slice(0, Math.max(0, text.length - encodeURIComponent(conn.token).length));
+    const body = text.trim().replace(/\s+/g, ' ');
+    const shown = body.length > MAX_BODY_CHARS ? `${body.slice(0, MAX_BODY_CHARS)}…` : body;
+    // Like the Go client's "Unexpected response code: 500 (No cluster leader)", naming the request too.
+    throw new ConsulError(service, `Consul answered ${response.status} to ${what}: ${shown || '(empty body)'}`, {
+      status: response.status,
+      body: shown,
+    });
   } catch (error) {
     if (request.signal?.aborted) throw request.signal.reason;
     if (error instanceof ConsulError) throw error;
@@ -91,6 +103,44 @@ export async function consulFetch(conn: ConsulConnection, request: ConsulRequest
     throw new ConsulError(service, `Consul at ${conn.origin} could not be reached for ${what}: ${reason}`, { cause });
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * The body as UTF-8 text (as `Response.text()` reads it), but never more than `limit` bytes: a `Content-Length`
+ * over it is refused before reading, and a body that grows past it is cancelled at once, so that its
+ * connection is dropped instead of drained. Over the limit, `tooLarge` says what to throw; when it returns
+ * nothing, what was read up to the limit is returned.
+ */
+async function readCapped(response: Response, limit: number, tooLarge: (size: string) => Error | undefined): Promise<string> {
+  const body = response.body;
+  const declared = response.headers.get('content-length')?.trim();
+  if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > limit) {
+    const error = tooLarge(`it declares Content-Length ${declared}`);
+    if (error) {
+      body?.cancel().catch(() => {});
+      throw error;
+    }
+  }
+  if (body === null || body === undefined) return '';
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let read = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return text + decoder.decode();
+      if (read + value.byteLength > limit) {
+        const error = tooLarge(`more than ${limit} bytes arrived`);
+        if (error) throw error;
+        return text + decoder.decode(value.subarray(0, limit - read));
+      }
+      read += value.byteLength;
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    reader.cancel().catch(() => {}); // a no-op once the body has ended; else it stops the transfer
   }
 }
 

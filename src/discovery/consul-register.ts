@@ -1,5 +1,6 @@
 import { constants as osConstants } from 'node:os';
-import { serviceNameProblem } from '../validate.js';
+import { hostProblem } from '../endpoint/endpoint.js';
+import { serviceNameProblem } from '../util/service-name.js';
 import { CONNECTION_KEYS, consulConnection, goDuration, type ConsulConnectionOptions } from './consul-config.js';
 import { consulFetch, ConsulError } from './consul-http.js';
 
@@ -219,9 +220,9 @@ function validate(o: RegisterServiceOptions): Plan {
   if (s === null || typeof s !== 'object') throw new TypeError(`${AT}.service must be an object`);
   const problem = serviceNameProblem(s.name);
   if (problem) throw new TypeError(`${AT}.service.name is not a valid service name: ${problem}`);
-  if (typeof s.address !== 'string' || s.address === '' || /[\s/]/.test(s.address)) {
-    throw new TypeError(`${AT}.service.address must be a host name or IP address`);
-  }
+  // The rule discovery applies: an address it would refuse would register fine and then never be called.
+  const badAddress = hostProblem(s.address);
+  if (badAddress) throw new TypeError(`${AT}.service.address must be a host name or IP address: ${badAddress}`);
   if (!Number.isInteger(s.port) || s.port < 1 || s.port > 65535) throw new TypeError(`${AT}.service.port must be an integer from 1 to 65535`);
   const id = s.id ?? `${s.name}-${s.address}-${s.port}`;
   if (typeof id !== 'string' || id === '' || /[\x00-\x1f\x7f]/.test(id)) throw new TypeError(`${AT}.service.id must be a non-empty string`);
@@ -284,7 +285,10 @@ function validate(o: RegisterServiceOptions): Plan {
   return { id, name: s.name, payload, heartbeatMs, signals: [...new Set(signals)] };
 }
 
+/** A duration: Node's timers overflow past 2^31 - 1 ms, and every duration option shares that limit. */
 function positive(v: unknown, at: string): number {
-  if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new TypeError(`${AT}.${at} must be a finite number > 0`);
+  if (!(typeof v === 'number' && v > 0 && v <= 2_147_483_647)) {
+    throw new TypeError(`${AT}.${at} must be a finite number > 0 and at most 2147483647 ms (setTimeout's limit)`);
+  }
   return v;
 }

@@ -1,6 +1,6 @@
 import { toEndpoint, type Endpoint } from '../endpoint/endpoint.js';
 import { DiscoveryError, InvalidServiceNameError } from '../errors.js';
-import { serviceNameProblem } from '../validate.js';
+import { serviceNameProblem } from '../util/service-name.js';
 import { CONNECTION_KEYS, consulConnection, goDuration, type ConsulConnection, type ConsulConnectionOptions } from './consul-config.js';
 import { consulFetch, ConsulError, redact } from './consul-http.js';
 import { WatchHub, type BlockingAnswer, type LoopState } from './consul-watch.js';
@@ -56,6 +56,8 @@ const KNOWN = new Set<string>([...CONNECTION_KEYS, 'dc', 'tag', 'passingOnly', '
 const AT = 'consulRegistry';
 /** Consul caps `wait` at 10 minutes (agent/http.go parseWait). */
 const MAX_WAIT_MS = 600_000;
+/** A stock agent refuses HTTP connections past this many per client IP (`limits.http_max_conns_per_client`). */
+const AGENT_CONNECTIONS_PER_CLIENT = 200;
 /** wait × 17/16 must stay below undici's default headersTimeout (300 s) of Node's built-in fetch. */
 const MAX_WAIT_WITH_BUILTIN_FETCH_MS = 280_000;
 
@@ -124,6 +126,7 @@ export function consulRegistry(options: ConsulRegistryOptions = {}): ConsulRegis
     },
     watchState: (service) => hub.stateOf(service),
   };
+  let warned = false; // about the agent's connection limit, once per registry
   // Without watch the registry is pull-only: the mesh then refreshes on its TTL.
   if (settings.watch) {
     registry.watch = (service, onUpdate, onError) => {
@@ -132,7 +135,19 @@ export function consulRegistry(options: ConsulRegistryOptions = {}): ConsulRegis
       if (typeof onUpdate !== 'function' || typeof onError !== 'function') {
         throw new TypeError(`${AT}.watch(service, onUpdate, onError): onUpdate and onError must be functions`);
       }
-      return hub.subscribe(service, onUpdate, onError);
+      const unsubscribe = hub.subscribe(service, onUpdate, onError);
+      // Each watched service holds one blocking query, so one connection, open: past the agent's limit, new
+      // connections are refused and watches and reads start failing. Said once, where operators look.
+      if (!warned && hub.size >= AGENT_CONNECTIONS_PER_CLIENT) {
+        warned = true;
+        process.emitWarning(
+          `${AT}: ${hub.size} services are watched at once, each holding a blocking query (one HTTP connection) open; ` +
+            `a stock Consul agent refuses more than ${AGENT_CONNECTIONS_PER_CLIENT} connections per client ` +
+            '(limits.http_max_conns_per_client), so raise that limit on the agent, or watch fewer services',
+          { code: 'PROXYLESS_CONSUL_CONNECTION_LIMIT' },
+        );
+      }
+      return unsubscribe;
     };
   }
   return registry;
@@ -195,7 +210,8 @@ function parseIndex(raw: string | null): bigint {
 }
 
 type Json = Record<string, unknown>;
-const RANK: Readonly<Record<string, number>> = { passing: 0, warning: 1, critical: 2 };
+/** Null-prototype: a Status of 'constructor' or 'toString' is unknown (critical), not a function. */
+const RANK: Readonly<Record<string, number>> = Object.assign(Object.create(null) as Record<string, number>, { passing: 0, warning: 1, critical: 2 });
 
 /** The health entries of `service` as endpoints; a body of the wrong shape throws a DiscoveryError naming the field. */
 function parseHealth(service: string, path: string, body: string, s: Settings, token: string | undefined): readonly Endpoint[] {
@@ -208,8 +224,10 @@ function parseHealth(service: string, path: string, body: string, s: Settings, t
   let entries: unknown;
   try {
     entries = JSON.parse(body);
-  } catch (error) {
-    throw bad(`malformed JSON (${(error as Error).message}); body starts ${JSON.stringify(body.slice(0, 60))}`);
+  } catch {
+    // Neither the body nor the parser's message (V8 quotes the text around the fault) is shown: either may hold
+    // the token in part, where no redaction can find it.
+    throw bad(`Consul answered with invalid JSON (${Buffer.byteLength(body)} bytes)`);
   }
   if (!Array.isArray(entries)) throw bad('expected a JSON array');
   const out: Endpoint[] = [];
@@ -269,8 +287,9 @@ function weightOf(weights: unknown, which: 'Passing' | 'Warning'): number | unde
 
 function zoneOf(node: Json, meta: Record<string, string>, key: string | undefined): string | undefined {
   if (key !== undefined) {
-    const nodeMeta = isObject(node.Meta) ? node.Meta : {};
-    const z = meta[key] || (typeof nodeMeta[key] === 'string' ? (nodeMeta[key] as string) : '');
+    // Own keys only: a zoneMetaKey of 'constructor' must not find Object.prototype.constructor.
+    const own = (record: unknown): string => (isObject(record) && Object.hasOwn(record, key) && typeof record[key] === 'string' ? record[key] : '');
+    const z = own(meta) || own(node.Meta);
     if (z) return z;
   }
   return typeof node.Datacenter === 'string' && node.Datacenter !== '' ? node.Datacenter : undefined;

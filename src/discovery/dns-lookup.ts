@@ -2,7 +2,7 @@ import { toEndpoint, authority, type Endpoint } from '../endpoint/endpoint.js';
 import { DiscoveryError, InvalidServiceNameError, NoEndpointsError } from '../errors.js';
 import { DnsQuery, lookupError, type Failure } from './dns-query.js';
 import type { Rng } from '../util/random.js';
-import { serviceNameProblem } from '../validate.js';
+import { serviceNameProblem } from '../util/service-name.js';
 import { effectiveWeights, isDecidedlyUnavailable, isRootTarget, orderSrv, priorityGroups, type SrvRecord } from './srv.js';
 
 /** Which records name a service: see `DnsRegistryOptions.mode`. */

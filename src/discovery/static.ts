@@ -26,6 +26,14 @@ export function staticRegistry(map: Readonly<Record<string, readonly EndpointInp
   if (map === null || typeof map !== 'object' || Array.isArray(map)) {
     throw new TypeError('staticRegistry(map): map must be an object of service name to endpoints');
   }
+  // `{ __proto__: [...] }` in an object literal sets the prototype instead of naming a service: say so, rather
+  // than lose the service without a word.
+  if (Array.isArray(Object.getPrototypeOf(map))) {
+    throw new TypeError(
+      "staticRegistry(map): a '__proto__' key in an object literal sets the map's prototype; for a service named " +
+        "__proto__, build the map with JSON.parse or call registry.set('__proto__', endpoints)",
+    );
+  }
   const lists = new Map<string, readonly Endpoint[]>();
   // One entry per subscription (not per callback), so the same callback watched twice is unsubscribed once.
   const watchers = new Map<string, Set<{ onUpdate: OnUpdate }>>();

@@ -59,7 +59,7 @@ export interface MeshSnapshot {
 export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number): MeshSnapshot {
   const out: Record<string, ServiceSnapshot> = {};
   for (const [name, svc] of services) {
-    out[name] = {
+    const snapshot: ServiceSnapshot = {
       balancer: svc.balancer.name,
       ready: svc.ready,
       activeCalls: svc.active,
@@ -83,6 +83,9 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
         ejected: s.outlier?.ejected ?? false,
       })),
     };
+    // Defined, not assigned: `out['__proto__'] = x` would set the prototype and drop a service of that (legal) name.
+    // The result stays a plain object, as JSON.parse of the /snapshot body builds it (an own "__proto__" key).
+    Object.defineProperty(out, name, { value: snapshot, enumerable: true, writable: true, configurable: true });
   }
   return { services: out };
 }

@@ -1,6 +1,20 @@
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import type { BreakerPolicy } from '../options.js';
+
+/**
+ * Circuit breaker per endpoint (opossum).
+ * @example { errorThresholdPercentage: 50, volumeThreshold: 20, resetTimeoutMs: 10_000, rollingWindowMs: 10_000 }
+ */
+export interface BreakerPolicy {
+  /** The breaker opens above this failure percentage in the rolling window. Default 50. */
+  errorThresholdPercentage?: number;
+  /** Attempts the window must hold before the breaker may open. Default 20. */
+  volumeThreshold?: number;
+  /** How long an open breaker waits before it lets one probe through (half-open), in ms. Default 10 s. */
+  resetTimeoutMs?: number;
+  /** The window failures are counted over, in ms. Default 10 s. */
+  rollingWindowMs?: number;
+}
 
 /** A breaker's state as the mesh reports it. */
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -8,29 +22,80 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 /** opossum splits its rolling window into this many buckets (its default). */
 const BUCKETS = 10;
 
+/** opossum's bucket rotation, as it registers it for the 'rotate' event. */
+type RotateListener = () => void;
+
 /**
- * One shared bucket-rotation clock per rolling-window length, so 10,000 endpoints run one interval
- * instead of 20,000 (opossum's `rotateBucketController`). Its intervals are unref'd and stop on `close()`.
+ * One breaker's `rotateBucketController`: opossum registers its bucket rotation here (`listenerCount`,
+ * `on`, and `removeListener` on shutdown). A controller of its own keeps those calls O(1): on one emitter
+ * shared by the mesh, opossum's `listenerCount` and `removeListener` scan every breaker's listener, which
+ * made adding or removing an endpoint O(endpoints in the mesh).
+ */
+class RotationSlot {
+  private listener: RotateListener | undefined;
+
+  constructor(private readonly members: Set<RotationSlot>) {}
+
+  listenerCount(_event: string, listener?: RotateListener): number {
+    return this.listener !== undefined && (listener === undefined || listener === this.listener) ? 1 : 0;
+  }
+
+  on(_event: string, listener: RotateListener): this {
+    this.listener = listener;
+    this.members.add(this);
+    return this;
+  }
+
+  removeListener(_event: string, listener: RotateListener): this {
+    if (listener === this.listener) {
+      this.listener = undefined;
+      this.members.delete(this);
+    }
+    return this;
+  }
+
+  rotate(): void {
+    this.listener?.();
+  }
+}
+
+/**
+ * One bucket-rotation interval per rolling-window length, so 10,000 endpoints run one interval instead of
+ * 20,000. Each tick rotates every live breaker of that window length; a breaker joins the set when opossum
+ * registers on its slot and leaves it on shutdown, both O(1). Intervals are unref'd and stop on `close()`.
  */
 export class BreakerClock {
-  private readonly controllers = new Map<number, { emitter: EventEmitter; timer: ReturnType<typeof setInterval> }>();
+  private readonly groups = new Map<number, { slots: Set<RotationSlot>; timer: ReturnType<typeof setInterval> }>();
 
+  /** A fresh controller for one breaker (opossum's `rotateBucketController` option). */
   controller(rollingWindowMs: number): EventEmitter {
-    let c = this.controllers.get(rollingWindowMs);
-    if (c === undefined) {
-      const emitter = new EventEmitter();
-      emitter.setMaxListeners(0); // one listener per breaker
-      const timer = setInterval(() => emitter.emit('rotate'), Math.max(1, Math.floor(rollingWindowMs / BUCKETS)));
+    let g = this.groups.get(rollingWindowMs);
+    if (g === undefined) {
+      const slots = new Set<RotationSlot>();
+      const timer = setInterval(() => {
+        for (const slot of slots) slot.rotate();
+      }, Math.max(1, Math.floor(rollingWindowMs / BUCKETS)));
       timer.unref?.();
-      c = { emitter, timer };
-      this.controllers.set(rollingWindowMs, c);
+      g = { slots, timer };
+      this.groups.set(rollingWindowMs, g);
     }
-    return c.emitter;
+    // opossum's types ask for an EventEmitter; it calls only the three methods RotationSlot has.
+    return new RotationSlot(g.slots) as unknown as EventEmitter;
+  }
+
+  /** Breakers currently rotated (for tests: a breaker that shut down must not stay here). */
+  get size(): number {
+    let n = 0;
+    for (const g of this.groups.values()) n += g.slots.size;
+    return n;
   }
 
   close(): void {
-    for (const c of this.controllers.values()) clearInterval(c.timer);
-    this.controllers.clear();
+    for (const g of this.groups.values()) {
+      clearInterval(g.timer);
+      g.slots.clear();
+    }
+    this.groups.clear();
   }
 }
 

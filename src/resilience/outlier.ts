@@ -1,4 +1,18 @@
-import type { OutlierPolicy } from '../options.js';
+
+/**
+ * Passive outlier ejection, with Envoy's semantics.
+ * @example { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10 }
+ */
+export interface OutlierPolicy {
+  /** Failures in a row that eject an endpoint. Default 5. */
+  consecutiveFailures?: number;
+  /** First ejection's length, in ms; each further one is longer by as much. Default 30 s. */
+  baseEjectionMs?: number;
+  /** Longest ejection, in ms. Default 300 s. */
+  maxEjectionMs?: number;
+  /** Most endpoints ejected at once, in percent (one can always be). Default 10. */
+  maxEjectionPercent?: number;
+}
 
 /**
  * Passive outlier detection for one endpoint, after Envoy's `consecutive_5xx` detector: after

@@ -1,90 +1,100 @@
-import type { AttemptFn } from '../attempt.js';
 import { authority } from '../endpoint/endpoint.js';
-import { InvalidServiceNameError } from '../errors.js';
-import type { CallOptions } from '../options.js';
-import { serviceNameProblem } from '../validate.js';
+import type { AttemptFn } from './attempt-context.js';
+import {
+  cancelBody,
+  classifyStatus,
+  IDEMPOTENT_METHODS,
+  isHeadersLike,
+  isRequestLike,
+  isResponseLike,
+  parseRetryAfter,
+  type RequestLike,
+  type ResponseLike,
+} from './http.js';
+import { describeCause, networkCause, provesUnsent } from './network-error.js';
+import { parseServiceUrl } from './service-url.js';
+import type { Exchange, Transport } from './transport.js';
 
-/** fetch's `init` plus the mesh's per-call options. */
-export interface MeshRequestInit extends RequestInit, Omit<CallOptions, 'signal'> {}
+/** What planning reads of `init` beyond fetch's own keys (the mesh's `MeshRequestInit`). */
+export interface PlannedInit extends RequestInit {
+  readonly idempotent?: boolean | undefined;
+}
 
-/** Methods that RFC 9110 §9.2.2 calls idempotent: these may be retried after any retryable failure. */
-const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** fetch's own `init` keys (WHATWG `RequestInit`, plus undici's `dispatcher` and `duplex`): passed through as they are. */
+export const FETCH_INIT_KEYS: readonly string[] = Object.freeze([
+  'body', 'cache', 'credentials', 'headers', 'integrity', 'keepalive', 'method', 'mode', 'priority', 'redirect',
+  'referrer', 'referrerPolicy', 'signal', 'window', 'duplex', 'dispatcher',
+]);
 
-/** A fetch request taken apart once per call, so each attempt only swaps the authority. */
-export interface FetchPlan {
+/** The keys of a `Request` that fetch reads when it is given as `init` (what `new Request(url, request)` copies). */
+const REQUEST_MEMBERS = ['method', 'headers', 'redirect', 'integrity', 'keepalive', 'referrer', 'referrerPolicy', 'mode', 'credentials', 'cache'] as const;
+
+/** The mesh's own per-call keys, which never reach fetch. */
+const MESH_KEYS: ReadonlySet<string> = new Set(['hashKey', 'idempotent', 'timeout', 'retry', 'hedge', 'signal']);
+
+/** A `mesh.fetch` taken apart once per call, so each attempt only swaps the authority. */
+export interface FetchPlan extends Exchange<Response> {
   readonly service: string;
-  readonly idempotent: boolean;
-  /** False for a stream body (or a `Request` carrying one): it can be read once only. */
-  readonly replayable: boolean;
-  readonly attempt: AttemptFn<Response>;
+  /** The caller's signal: `init.signal`, else the Request's own. */
+  readonly signal: AbortSignal | undefined;
 }
 
 /**
- * Plans a `mesh.fetch`: the URL's hostname is the logical service name; each attempt rewrites the URL to
- * the chosen endpoint's `host:port` and keeps path and query. The `Host` header therefore names the
- * endpoint, as with a direct call; set it yourself if a backend routes by virtual host.
+ * The fetch transport. Responses of any realm count (global fetch's or undici's own): a 5xx is retried,
+ * breakers are fed, `Retry-After` is read, and a response the caller will not get has its body cancelled.
+ */
+export const fetchTransport: Transport = {
+  statusOf: (value) => (isResponseLike(value) ? value.status : undefined),
+  classifyValue: (value, retryOn) => (isResponseLike(value) ? classifyStatus(value.status, retryOn) : 'success'),
+  outcomeOf: (value, service, attempt) =>
+    isResponseLike(value)
+      ? { kind: 'response', response: value as unknown as Response, service, attempt }
+      : { kind: 'value', value, service, attempt },
+  retryAfterMs: (value) => (isResponseLike(value) ? parseRetryAfter(value.headers.get('retry-after'), Date.now()) : undefined),
+  discard: (value) => {
+    if (isResponseLike(value)) cancelBody(value);
+  },
+  streams: (value) => isResponseLike(value) && value.body !== null && value.body !== undefined,
+  // fetch dials the endpoint itself; only a redirect reaches elsewhere, and an address then tells it apart.
+  unsent: (error, endpoint) => provesUnsent(error, endpoint, true),
+  explain: explainFetchFailure,
+};
+
+/**
+ * Plans a `mesh.fetch`: the URL's hostname is the logical service name; each attempt calls `fetchImpl` with
+ * the endpoint's `http://host:port` plus the original path and query, and an init dictionary. A `Request`
+ * input of any realm is read member by member (never passed to a foreign fetch as an object it would not
+ * recognise). The `Host` header names the endpoint, as with a direct call.
  */
 export function planFetch(
-  fetchImpl: typeof globalThis.fetch,
+  fetchImpl: (input: string, init: RequestInit) => Promise<Response>,
   input: string | URL | Request,
-  init: MeshRequestInit | undefined,
+  init: PlannedInit | undefined,
 ): FetchPlan {
-  const request = typeof input === 'object' && !(input instanceof URL) ? input : undefined;
+  const request = typeof input === 'object' && input !== null && isRequestLike(input) ? (input as RequestLike) : undefined;
   const { scheme, service, rest } = parseServiceUrl(request ? request.url : String(input));
   const prefix = `${scheme}//`;
-  const method = (init?.method ?? request?.method ?? 'GET').toUpperCase();
-  const body = init?.body ?? undefined;
-  const replayable = !isStreamBody(body) && !(body === undefined && request?.body);
+  const base: Record<string, unknown> = {};
+  let body: unknown = init?.body ?? undefined;
+  if (request !== undefined) {
+    for (const key of REQUEST_MEMBERS) {
+      const value = (request as unknown as Record<string, unknown>)[key];
+      if (value !== undefined) base[key] = value;
+    }
+    if (body === undefined && request.body !== null && request.body !== undefined) body = request.body;
+  }
+  if (init !== undefined) {
+    for (const key in init) if (!MESH_KEYS.has(key)) base[key] = (init as Record<string, unknown>)[key];
+  }
+  if (body !== undefined) base.body = body;
+  const replayable = !isStreamBody(body);
+  if (!replayable) base.duplex ??= 'half';
+  const method = String(base.method ?? 'GET').toUpperCase();
   const idempotent = init?.idempotent ?? IDEMPOTENT_METHODS.has(method);
-  const fetchInit = stripMeshOptions(init);
-  const callerSignal = init?.signal ?? request?.signal ?? undefined;
-
-  const attempt: AttemptFn<Response> = (endpoint, ctx) => {
-    const target = prefix + authority(endpoint.host, endpoint.port) + rest;
-    // The attempt signal stops at headers; linking the caller's too keeps its abort working on the body.
-    const signal = callerSignal ? AbortSignal.any([ctx.signal, callerSignal]) : ctx.signal;
-    if (request) return fetchImpl(new Request(target, request), { ...fetchInit, signal });
-    return fetchImpl(target, { ...fetchInit, signal });
-  };
-  return { service, idempotent, replayable, attempt };
-}
-
-/** A mesh URL taken apart: `http://users:8080/v1/me?x=1#top` → `http:`, `users`, `/v1/me?x=1`. */
-export interface ServiceUrl {
-  readonly scheme: 'http:' | 'https:';
-  readonly service: string;
-  /** Path and query, kept verbatim (the fragment never goes on the wire). */
-  readonly rest: string;
-}
-
-const SERVICE_URL = /^(https?):\/\/([^/?#]*)([^#]*)/i;
-
-/**
- * Parses a mesh URL with one regular expression instead of `new URL()` (about a microsecond a call), and
- * checks its host as a service name. The raw text is checked, not a parsed form: the URL parser silently
- * drops tabs and line breaks, and a hostile name must be refused, not repaired. A port in the URL is
- * ignored (the endpoint's port is used); credentials in it are refused, as fetch refuses them.
- */
-export function parseServiceUrl(raw: string): ServiceUrl {
-  const m = SERVICE_URL.exec(raw);
-  if (m === null) {
-    throw new TypeError(`mesh.fetch needs an absolute http(s) URL like http://service/path, got ${JSON.stringify(raw.slice(0, 80))}`);
-  }
-  const authorityPart = m[2] as string;
-  if (/[\s\u0000-\u001f%]/.test(authorityPart)) {
-    throw new InvalidServiceNameError(authorityPart, 'it contains whitespace, a control character or %');
-  }
-  if (authorityPart.includes('@')) throw new TypeError('mesh.fetch URLs must not carry credentials');
-  const colon = authorityPart.lastIndexOf(':');
-  const host = (colon >= 0 && /^\d*$/.test(authorityPart.slice(colon + 1)) ? authorityPart.slice(0, colon) : authorityPart).toLowerCase();
-  const problem = serviceNameProblem(host);
-  if (problem) throw new InvalidServiceNameError(host, problem);
-  const path = m[3] as string;
-  return {
-    scheme: `${(m[1] as string).toLowerCase()}:` as 'http:' | 'https:',
-    service: host,
-    rest: path === '' || path[0] === '?' ? `/${path}` : path,
-  };
+  const signal = init?.signal ?? request?.signal ?? undefined;
+  const send: AttemptFn<Response> = (endpoint, ctx) =>
+    fetchImpl(prefix + authority(endpoint.host, endpoint.port) + rest, { ...base, signal: ctx.signal } as RequestInit);
+  return { transport: fetchTransport, service, send, idempotent, replayable, signal };
 }
 
 /**
@@ -94,9 +104,9 @@ export function parseServiceUrl(raw: string): ServiceUrl {
  * @example headerValue('http://users/v1/me', { headers: { 'X-User-Id': '42' } }, 'x-user-id') // '42'
  */
 export function headerValue(input: string | URL | Request, init: RequestInit | undefined, name: string): string | undefined {
-  const headers = init?.headers ?? (input instanceof Request ? input.headers : undefined);
-  if (headers === undefined) return undefined;
-  if (headers instanceof Headers) return headers.get(name) ?? undefined;
+  const headers: unknown = init?.headers ?? (typeof input === 'object' && isRequestLike(input) ? input.headers : undefined);
+  if (headers === undefined || headers === null) return undefined;
+  if (isHeadersLike(headers)) return headers.get(name) ?? undefined;
   if (Array.isArray(headers)) {
     const values = headers.filter((pair) => String(pair[0]).toLowerCase() === name).map((pair) => String(pair[1]));
     return values.length === 0 ? undefined : values.join(', ');
@@ -107,15 +117,27 @@ export function headerValue(input: string | URL | Request, init: RequestInit | u
   return undefined;
 }
 
+/**
+ * Adds the reason of a network failure to its message, once: undici's `TypeError('fetch failed')` says
+ * nothing until one digs into `cause`; `fetch failed (ECONNREFUSED 127.0.0.1:8081)` says it at once, on the
+ * error, the `failure` and `retry` events and `MeshError.attempts`.
+ */
+export function explainFetchFailure(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const cause = networkCause(error);
+  if (cause === undefined || error.message.includes(cause.code)) return error;
+  try {
+    error.message = `${error.message} (${describeCause(cause)})`;
+  } catch {
+    // a frozen error keeps its message; its cause still says why
+  }
+  return error;
+}
+
 function isStreamBody(body: unknown): boolean {
   if (body === null || body === undefined) return false;
   if (typeof body === 'string' || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return false;
   if (body instanceof URLSearchParams || body instanceof Blob || body instanceof FormData) return false;
-  return true; // ReadableStream, async iterables, Node streams: readable once
+  return true; // ReadableStream, async iterables, Node streams, foreign-realm bodies: readable once
 }
 
-function stripMeshOptions(init: MeshRequestInit | undefined): RequestInit {
-  if (init === undefined) return {};
-  const { hashKey: _h, idempotent: _i, timeout: _t, retry: _r, hedge: _g, signal: _s, ...rest } = init;
-  return rest;
-}

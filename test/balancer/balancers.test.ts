@@ -2,13 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { Balancer } from '../../src/balancer/balancer.js';
 import { balancerNames, createBalancer, isBalancerName } from '../../src/balancer/create.js';
 import { LeastRequestBalancer } from '../../src/balancer/least-request.js';
-import { p2c } from '../../src/balancer/p2c.js';
+import { p2c, weightedMedian } from '../../src/balancer/p2c.js';
 import { PeakEwmaBalancer, peakEwmaLoad } from '../../src/balancer/peak-ewma.js';
 import { RandomBalancer } from '../../src/balancer/random.js';
 import { RoundRobinBalancer } from '../../src/balancer/round-robin.js';
 import type { EndpointState } from '../../src/endpoint/endpoint-state.js';
 import { seededRng, type Rng } from '../../src/util/random.js';
-import { balancerContract, countPicks, makeStates, request } from '../contracts/balancer.contract.js';
+import { balancerContract, closedLoop, countPicks, makeStates, request } from '../contracts/balancer.contract.js';
 
 balancerContract('round-robin', (rng) => new RoundRobinBalancer(rng));
 balancerContract('random', (rng) => new RandomBalancer(rng));
@@ -91,14 +91,96 @@ describe('LeastRequestBalancer', () => {
     expect(counts.get(idle)).toBe(10_000);
   });
 
-  it('compares in-flight per unit of weight', () => {
+  it('defect 10: with unequal weights, draws by weight ÷ (1 + in-flight above the weighted share)', () => {
     const set = makeStates([1, 4]);
     const [light, heavy] = set as [EndpointState, EndpointState];
-    light.inflight = 1; // 1 per unit of weight
-    heavy.inflight = 2; // 0.5 per unit of weight
+    light.inflight = 1; // its share of the 3 in flight is 3 × 1/5 = 0.6: 0.4 above
+    heavy.inflight = 2; // its share is 2.4: under it, so not penalised
     const b = new LeastRequestBalancer(seededRng(7));
     b.update(set);
-    expect(countPicks(b, set, 1_000).get(heavy)).toBe(1_000);
+    // Envoy's weight ÷ (active + 1) would give 0.5 : 1.33; P2C gave the heavy one every pick.
+    const expected = 4 / (4 + 1 / 1.4);
+    expect(Math.abs((countPicks(b, set, 20_000).get(heavy) ?? 0) / 20_000 - expected)).toBeLessThan(0.01);
+  });
+
+  it('defect 10: with unequal weights, still avoids an endpoint with a backlog', () => {
+    const set = makeStates([2, 1, 1]);
+    const backlogged = set[2] as EndpointState;
+    backlogged.inflight = 20; // its share of 20 is 5: 15 above, weight 1 ÷ 16
+    const b = new LeastRequestBalancer(seededRng(7));
+    b.update(set);
+    expect((countPicks(b, set, 20_000).get(backlogged) ?? 0) / 20_000).toBeLessThan(0.03);
+  });
+
+  it('defect 10: uses P2C (two draws) while weights are equal and the weighted draw (one) otherwise, from update()', () => {
+    const set = makeStates([1, 1, 1]);
+    let calls = 0;
+    const base = seededRng(3);
+    const b = new LeastRequestBalancer(() => {
+      calls++;
+      return base();
+    });
+    const callsPerPick = (): number => {
+      calls = 0;
+      for (let i = 0; i < 100; i++) b.pick(set, request());
+      return calls / 100;
+    };
+    b.update(set);
+    expect(callsPerPick()).toBe(2);
+    (set[0] as EndpointState).weight = 2; // as slow start does, then it calls update()
+    b.update(set);
+    expect(callsPerPick()).toBe(1);
+    (set[0] as EndpointState).weight = 1;
+    b.update(set);
+    expect(callsPerPick()).toBe(2);
+  });
+
+  it('defect 10: weights scaled by 10 give the same picks', () => {
+    const run = (weights: number[]): string => {
+      const set = makeStates(weights);
+      const b = new LeastRequestBalancer(seededRng(5));
+      b.update(set);
+      return closedLoopIds(b, set, 16, 2_000);
+    };
+    expect(run([990, 10, 30])).toBe(run([99, 1, 3]));
+  });
+});
+
+/** The ids picked in a closed loop of `callers` with equal 30 ms latencies, as one string. */
+function closedLoopIds(b: Balancer, set: readonly EndpointState[], callers: number, picks: number): string {
+  const ids: string[] = [];
+  const recording: Balancer = {
+    name: b.name,
+    pick: (endpoints, req) => {
+      const s = b.pick(endpoints, req);
+      ids.push(s?.id ?? '-');
+      return s;
+    },
+  };
+  closedLoop(recording, set, { callers, picks });
+  return ids.join(' ');
+}
+
+describe('weightedMedian', () => {
+  it('is the smallest value whose cumulative weight reaches half the total, ties included', () => {
+    const rng = seededRng(12);
+    for (let t = 0; t < 500; t++) {
+      const n = 1 + Math.floor(rng() * 40);
+      const costs = Float64Array.from({ length: n }, () => Math.floor(rng() * 10)); // many ties
+      const weights = Float64Array.from({ length: n }, () => 0.1 + rng() * 5);
+      const total = weights.reduce((a, b) => a + b, 0);
+      const order = [...costs.keys()].sort((i, j) => (costs[i] as number) - (costs[j] as number));
+      let acc = 0;
+      let expected = NaN;
+      for (const i of order) {
+        acc += weights[i] as number;
+        if (acc >= total / 2) {
+          expected = costs[i] as number;
+          break;
+        }
+      }
+      expect(weightedMedian(costs, weights, n, total)).toBe(expected);
+    }
   });
 });
 
@@ -183,6 +265,42 @@ describe('PeakEwmaBalancer', () => {
     expect(b.pick(set, request([], 21_000))).toBe(steady); // 300·e^-2 ≈ 40.6 > 30
     steady.latency.reset(30, 26_000);
     expect(b.pick(set, request([], 26_000))).toBe(spiky); // 300·e^-2.5 ≈ 24.6 < 30
+  });
+
+  it('defect 10: with unequal weights, still sends under 1% to an endpoint 10x slower', () => {
+    for (const callers of [4, 16]) {
+      const set = makeStates([2, 1, 1, 1]);
+      const slow = set[3] as EndpointState;
+      const b = new PeakEwmaBalancer(seededRng(11));
+      b.update(set);
+      const latency = (s: EndpointState): number => (s === slow ? 300 : 30);
+      simulate(b, set, latency, { concurrency: callers, picks: 2_000 }); // warm up from the 30 ms default
+      const counts = simulate(b, set, latency, { concurrency: callers, picks: 20_000 });
+      expect((counts.get(slow) ?? 0) / 20_000).toBeLessThan(0.01);
+    }
+  });
+
+  it('defect 10: with unequal weights, does not pour traffic into the heaviest endpoint when it fails fast', () => {
+    const set = makeStates([2, 1, 1]);
+    const failing = set[0] as EndpointState;
+    const b = new PeakEwmaBalancer(seededRng(13));
+    b.update(set);
+    const counts = new Map<EndpointState, number>();
+    const running: { state: EndpointState; start: number; end: number }[] = [];
+    const start = (now: number): void => {
+      const state = b.pick(set, request([], now)) as EndpointState;
+      counts.set(state, (counts.get(state) ?? 0) + 1);
+      state.begin();
+      running.push({ state, start: now, end: now + (state === failing ? 1 : 10) });
+    };
+    for (let i = 0; i < 8; i++) start(i);
+    for (let i = 8; i < 20_000; i++) {
+      running.sort((x, y) => x.end - y.end);
+      const done = running.shift() as { state: EndpointState; start: number; end: number };
+      done.state.end(done.end - done.start, done.state !== failing, done.end);
+      start(done.end);
+    }
+    expect((counts.get(failing) ?? 0) / 20_000).toBeLessThan(0.05);
   });
 
   it('counts in-flight requests: cost is rtt × (inflight ÷ weight + 1)', () => {

@@ -231,4 +231,32 @@ describe('MaglevBalancer', () => {
     }
     expect(differ).toBeGreaterThan(800); // a salted hash lands elsewhere 9 times in 10
   });
+
+  it('maglev: a tableSize below the endpoint count grows to the next prime, so every endpoint gets traffic, with one warning', () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    try {
+      const set = makeStates(Array.from({ length: 20 }, () => 1));
+      const b = new MaglevBalancer(seededRng(1), { tableSize: 7 });
+      b.update(set);
+      const counts = new Map<EndpointState, number>();
+      for (let i = 0; i < 2_000; i++) {
+        const s = b.pick(set, keyed(`k${i}`)) as EndpointState;
+        counts.set(s, (counts.get(s) ?? 0) + 1);
+      }
+      // A table of 7 slots could send keys to 7 endpoints at most; the table of 23 reaches all 20.
+      expect(counts.size).toBe(20);
+      expect([...b.slots().values()].reduce((a, n) => a + n, 0)).toBe(23);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]?.[0])).toMatch(/maglev\.tableSize 7 .*20 endpoints.*23/);
+      // Once per balancer: a later, larger list rebuilds without warning again.
+      b.update(makeStates(Array.from({ length: 30 }, () => 1)));
+      expect([...b.slots().values()].reduce((a, n) => a + n, 0)).toBe(31);
+      expect(warn).toHaveBeenCalledTimes(1);
+      // Back under the configured size, the configured table is used.
+      b.update(set.slice(0, 5));
+      expect([...b.slots().values()].reduce((a, n) => a + n, 0)).toBe(7);
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });

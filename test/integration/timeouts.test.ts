@@ -97,7 +97,10 @@ describe('timeouts and cancellation', () => {
     const ports: number[] = [];
     const value = await m.call('api', async (ep) => {
       ports.push(ep.port);
-      if (ports.length === 1) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+      // As Node's net errors say it: the refused address and port are the endpoint's own.
+      if (ports.length === 1) {
+        throw Object.assign(new Error(`connect ECONNREFUSED ${ep.host}:${ep.port}`), { code: 'ECONNREFUSED', address: ep.host, port: ep.port });
+      }
       return 'ok';
     });
     expect(value).toBe('ok');

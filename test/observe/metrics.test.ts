@@ -23,7 +23,9 @@ const ok = async (): Promise<string> => 'ok';
 const boom = async (): Promise<never> => {
   throw new Error('boom');
 };
-const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+/** A refused connection to the endpoint itself, as Node's net errors describe it (address and port). */
+const refused = (ep: Endpoint): Error =>
+  Object.assign(new Error(`connect ECONNREFUSED ${ep.host}:${ep.port}`), { code: 'ECONNREFUSED', address: ep.host, port: ep.port });
 /** Never settles by itself; rejects when the attempt's signal aborts. */
 const hang = (_ep: Endpoint, { signal }: { signal: AbortSignal }): Promise<never> =>
   new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
@@ -129,15 +131,15 @@ describe('mesh.metrics()', () => {
       },
     });
     let n = 0;
-    await m.call('r', async () => {
-      if (n++ === 0) throw refused();
+    await m.call('r', async (ep) => {
+      if (n++ === 0) throw refused(ep);
       return 'ok';
     });
     await m.call('h', (_ep, { attempt, signal }) =>
       attempt === 1 ? new Promise((resolve) => setTimeout(resolve, 30, 'first')) : hang(_ep, { signal }).catch(() => 'x'),
     { idempotent: true }, // hedges are for idempotent calls only
     );
-    await expect(m.call('b', async () => Promise.reject(refused()))).rejects.toMatchObject({ code: 'ECALLFAILED' });
+    await expect(m.call('b', async (ep) => Promise.reject(refused(ep)))).rejects.toMatchObject({ code: 'ECALLFAILED' });
     for (let i = 0; i < 6; i++) {
       await m.call('e', async (ep) => (ep.port === 1 ? Promise.reject(new Error('bad')) : 'ok')).catch(() => undefined);
     }

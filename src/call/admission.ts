@@ -1,0 +1,72 @@
+import { BulkheadFullError, MeshClosedError, TimeoutError } from '../errors.js';
+import { callOutcomeOf, OUTCOME } from '../observe/service-metrics.js';
+import type { Call } from './call.js';
+import { failedResult } from './result.js';
+import type { Step } from './step.js';
+
+/**
+ * The admission step, the top of the stack; it opens the call and closes it:
+ * - refuses a closed mesh and an aborted signal at once;
+ * - starts the total deadline and listens to the caller's signal (one listener for the whole call);
+ * - takes a bulkhead slot, or waits in its bounded queue, or rejects with `BulkheadFullError`; the bulkhead
+ *   counts calls, not attempts, and the retry budget one request per call;
+ * - hands out the result: the value, or what {@link failedResult} makes of a failure, and records the call's
+ *   outcome and duration. A streaming value keeps the call's deadline and signal until its body is done.
+ */
+export const admissionStep: Step = {
+  name: 'admission',
+  async run(call, next) {
+    const { env, target, settings } = call;
+    if (env.isClosed()) throw new MeshClosedError(target.name);
+    const signal = settings.signal;
+    if (signal?.aborted) throw signal.reason;
+    const start = env.clock.now();
+    call.begin(start);
+    if (target.active >= target.policy.maxConcurrent) {
+      // A full bulkhead rejects at once, unless its bounded queue has room (the slot is then handed over).
+      const waiting = target.queue?.wait(signal, settings.totalMs, () => new TimeoutError(target.name, 'total', settings.totalMs));
+      if (waiting === undefined) {
+        call.release();
+        target.metrics.callEnded(OUTCOME.rejected);
+        if (env.events.has('rejected')) env.events.emit('rejected', { service: target.name, reason: 'bulkhead' });
+        throw new BulkheadFullError(target.name, target.policy.maxConcurrent);
+      }
+      try {
+        await waiting;
+      } catch (error) {
+        call.release();
+        target.metrics.callEnded(callOutcomeOf(error, signal), env.clock.now() - start);
+        throw error;
+      }
+    } else {
+      target.active++;
+    }
+    target.calls++;
+    target.budget?.onRequest(start);
+    try {
+      // An abort that landed as the slot was handed over still counts: nothing is sent for a stopped call.
+      if (call.stopped !== undefined) throw call.stopped;
+      const value = await next(call);
+      // The success path reads no clock: the winning attempt's end time is on record.
+      target.metrics.callSucceeded(start);
+      call.end(value);
+      return value;
+    } catch (error) {
+      let result;
+      try {
+        result = failedResult(call, error);
+      } catch (final) {
+        target.callFailures++;
+        target.metrics.callEnded(callOutcomeOf(final, signal), env.clock.now() - start);
+        call.release();
+        throw final;
+      }
+      target.callFailures++;
+      target.metrics.callEnded(OUTCOME.failure, env.clock.now() - start);
+      call.end(result.value);
+      return result.value;
+    } finally {
+      if (target.queue === undefined || !target.queue.handOver()) target.active--;
+    }
+  },
+};

@@ -1,0 +1,172 @@
+import type { Endpoint } from '../endpoint/endpoint.js';
+import type { EndpointState } from '../endpoint/endpoint-state.js';
+import { MeshClosedError, TimeoutError } from '../errors.js';
+import type { AttemptContext } from '../transport/attempt-context.js';
+import type { Expiring } from '../util/timeout-list.js';
+import type { AttemptEnd, Call, LiveAttempt } from './call.js';
+import { settle } from './settle.js';
+import type { Step } from './step.js';
+
+
+/**
+ * One attempt on one endpoint: sends the request through the transport, races it against the attempt timer,
+ * and reports exactly once to {@link settle}. The call ends attempts from outside (total deadline, caller's
+ * abort, close, hedge lost). The transport's promise may settle later; that late result is discarded (a late
+ * Response has its body cancelled), as its signal was aborted.
+ */
+export class Attempt implements AttemptContext, Expiring, LiveAttempt {
+  readonly startedAt: number;
+  /** When the attempt timeout fires; its place in the shared timeout list. */
+  expiresAt: number;
+  prev: Expiring | undefined;
+  next: Expiring | undefined;
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+  private done = false;
+  private resolve: ((value: unknown) => void) | undefined;
+  private reject: ((error: unknown) => void) | undefined;
+  /** True when this attempt is a half-open breaker's probe (it then runs through opossum's `fire`). */
+  probe = false;
+
+  constructor(
+    readonly call: Call,
+    readonly state: EndpointState,
+    /** 1 for the first attempt, 2 for the first retry or hedge, ... */
+    readonly attempt: number,
+    startedAt: number,
+  ) {
+    this.startedAt = startedAt;
+    this.expiresAt = startedAt + call.settings.attemptMs;
+  }
+
+  get service(): string {
+    return this.call.target.name;
+  }
+
+  get endpoint(): Endpoint {
+    return this.state.endpoint;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
+  /** Whether the transport took this attempt's signal (only then can a streaming result be aborted). */
+  get hasSignal(): boolean {
+    return this.controller !== undefined;
+  }
+
+  get deadline(): number {
+    return Date.now() + (this.call.expiresAt - this.call.env.clock.now());
+  }
+
+  /**
+   * Starts the attempt; the promise settles with whatever {@link settle} decides. The `request` event is
+   * emitted here, after a half-open breaker's probe slot is taken (opossum runs this inside `fire()`), so a
+   * call made from a listener cannot take the probe from under this one; and the mesh and the call are
+   * checked again after it, so a listener that closes the mesh or aborts the call stops this attempt.
+   */
+  run(): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      const call = this.call;
+      const env = call.env;
+      this.state.begin();
+      env.attemptTimeouts(call.settings.attemptMs).add(this);
+      call.enter(this);
+      if (env.events.has('request')) {
+        env.events.emit('request', { service: call.target.name, endpoint: this.state.endpoint, attempt: this.attempt });
+      }
+      if (call.stopped !== undefined) return this.end('aborted', call.stopped);
+      if (env.isClosed()) return this.end('aborted', new MeshClosedError(call.target.name));
+      let result: unknown;
+      try {
+        result = call.send(this.state.endpoint, this);
+      } catch (error) {
+        return this.end('error', error);
+      }
+      if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
+        (result as Promise<unknown>).then(
+          (value) => this.end('value', value),
+          (error: unknown) => this.end('error', error),
+        );
+      } else {
+        this.end('value', result);
+      }
+    });
+  }
+
+  /** Ends the attempt from outside (hedge lost, caller abort, mesh closed), aborting its signal with `reason`. */
+  cancel(reason: unknown): void {
+    this.end('aborted', reason);
+  }
+
+  /** Aborts the signal of a finished attempt whose result still streams (the call stopped). */
+  abort(reason: unknown): void {
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+
+  /** The attempt timeout (called by the timeout list). */
+  expire(): void {
+    this.timedOut('attempt');
+  }
+
+  timedOut(scope: 'attempt' | 'total'): void {
+    const call = this.call;
+    const ms = scope === 'total' ? call.settings.totalMs : call.settings.attemptMs;
+    this.end('error', new TimeoutError(call.target.name, scope, Math.round(ms), { endpoint: this.state.endpoint }));
+  }
+
+  /** Settles the promise returned by `run`; called once by {@link settle}. */
+  resolveWith(value: unknown): void {
+    const resolve = this.resolve;
+    this.resolve = this.reject = undefined; // a streaming call keeps this attempt: it must not keep the value
+    resolve?.(value);
+  }
+
+  rejectWith(error: unknown): void {
+    const reject = this.reject;
+    this.resolve = this.reject = undefined;
+    reject?.(error);
+  }
+
+  private end(end: AttemptEnd, result: unknown): void {
+    if (this.done) {
+      if (end === 'value') this.call.transport.discard(result); // too late: nobody will read it
+      return;
+    }
+    this.done = true;
+    this.call.env.attemptTimeouts(this.call.settings.attemptMs).remove(this);
+    this.call.leave(this);
+    if (end === 'aborted' || (end === 'error' && result instanceof TimeoutError)) {
+      // Stop the transport's work: on timeout, abort or cancel (a signal read later is born aborted).
+      this.abort(result ?? new Error('attempt aborted'));
+    }
+    settle(this, end, result);
+  }
+}
+
+/**
+ * The attempt step, the bottom of the stack: one attempt on the endpoint the pick (or hedge) step chose.
+ * A closed breaker is fed the verdict directly (see EndpointBreaker); only a half-open probe runs through
+ * opossum's `fire()`, which lets exactly one through and closes or reopens on its outcome.
+ */
+export const attemptStep: Step = {
+  name: 'attempt',
+  run(call) {
+    const state = call.picked as EndpointState;
+    call.picked = undefined;
+    const attempt = new Attempt(call, state, call.started + 1, call.now);
+    call.tryOn(state);
+    const breaker = state.breaker;
+    if (breaker === undefined || !breaker.halfOpen) return attempt.run();
+    attempt.probe = true;
+    return breaker.probe(() => attempt.run());
+  },
+};

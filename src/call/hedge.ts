@@ -1,0 +1,133 @@
+import type { EndpointState } from '../endpoint/endpoint-state.js';
+import { LatencyWindow } from '../resilience/latency-window.js';
+import type { Call } from './call.js';
+import { AttemptFailure, HEDGE_LOST } from './failure.js';
+import { pickEndpoint } from './pick.js';
+import type { ResolvedHedge } from './settings.js';
+import type { Next, Step } from './step.js';
+import type { CallTarget } from './target.js';
+
+/** Before 32 samples exist, a `'p95'` hedge waits this long (a conservative guess; 1 ms is the floor). */
+const P95_UNKNOWN_MS = 100;
+
+/** The delay before the next hedge: the number given, or the service's recent p95, at least 1 ms. */
+export function hedgeDelay(target: CallTarget, hedge: ResolvedHedge): number {
+  if (hedge.delayMs !== 'p95') return hedge.delayMs;
+  target.latencyWindow ??= new LatencyWindow();
+  return Math.max(1, target.latencyWindow.p95() ?? P95_UNKNOWN_MS);
+}
+
+/**
+ * The hedge step, below the pick step: the picked endpoint gets the first attempt and, while it is still out
+ * after the hedge delay, a hedge goes to another endpoint (up to `maxAttempts` in all), as "The Tail at Scale"
+ * describes and Envoy's and gRPC's hedging do:
+ * - only idempotent, replayable requests are hedged (the settings say `hedge: false` otherwise);
+ * - each hedge needs a retry-budget token and an endpoint this call has not tried; without either, none;
+ * - the first success wins and every other attempt's signal aborts (it counts for no endpoint's health);
+ * - a failure while others are out is dropped at once (its body cancelled); when all have failed, the group
+ *   fails with the last failure, and the retry step decides what next;
+ * - the call's stop (caller's abort, deadline, close) ends every attempt of the group.
+ */
+export const hedgeStep: Step = {
+  name: 'hedge',
+  run(call, next) {
+    const hedge = call.settings.hedge;
+    if (hedge === false) return next(call);
+    return new HedgeGroup(call, next, hedge).start();
+  },
+};
+
+class HedgeGroup {
+  private outstanding = 0;
+  private launched = 0;
+  private done = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private resolve!: (value: unknown) => void;
+  private reject!: (error: unknown) => void;
+
+  constructor(
+    private readonly call: Call,
+    private readonly next: Next,
+    private readonly hedge: ResolvedHedge,
+  ) {}
+
+  start(): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      this.launch();
+    });
+  }
+
+  private launch(): void {
+    this.outstanding++;
+    this.launched++;
+    const call = this.call;
+    this.next(call).then(
+      (value) => this.succeeded(value),
+      (error: unknown) => this.failed(error),
+    );
+    if (this.launched < this.hedge.maxAttempts) {
+      this.timer = setTimeout(this.fire, hedgeDelay(call.target, this.hedge));
+      this.timer.unref?.();
+    }
+  }
+
+  private readonly fire = (): void => {
+    const call = this.call;
+    const { env, target } = call;
+    const now = env.clock.now();
+    if (this.done || call.stopped !== undefined || env.isClosed() || now >= call.expiresAt) return;
+    const state: EndpointState | undefined = pickEndpoint(call, now, true);
+    if (state === undefined) return; // every endpoint is busy with this call already
+    const retry = call.settings.retry;
+    if (target.budget !== undefined && retry !== false && retry.budget !== false && !target.budget.tryWithdraw()) {
+      if (env.events.has('budget-exhausted')) env.events.emit('budget-exhausted', { service: target.name, attempt: call.started });
+      return;
+    }
+    call.picked = state;
+    const delayMs = hedgeDelay(target, this.hedge);
+    this.launch();
+    if (env.events.has('hedge')) {
+      env.events.emit('hedge', { service: target.name, endpoint: state.endpoint, attempt: call.started, delayMs });
+    }
+  };
+
+  private succeeded(value: unknown): void {
+    this.outstanding--;
+    if (this.done) return;
+    this.finish();
+    this.resolve(value);
+  }
+
+  private failed(error: unknown): void {
+    this.outstanding--;
+    if (this.done) return;
+    if (!(error instanceof AttemptFailure)) {
+      this.finish();
+      this.reject(error);
+      return;
+    }
+    if (this.outstanding > 0) {
+      // Another attempt is still out: this failure can no longer be the call's result.
+      discardFailure(this.call, error);
+      return;
+    }
+    this.finish();
+    this.reject(error);
+  }
+
+  /** The group is decided: no more hedges, and every attempt still out loses. */
+  private finish(): void {
+    this.done = true;
+    clearTimeout(this.timer);
+    this.call.cancelLive(HEDGE_LOST);
+  }
+}
+
+/** Frees a failure's value (a response body) that will never be the call's result. */
+export function discardFailure(call: Call, failure: AttemptFailure): void {
+  if (failure.discarded || failure.value === undefined) return;
+  failure.discarded = true;
+  call.transport.discard(failure.value);
+}

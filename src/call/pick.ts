@@ -1,0 +1,59 @@
+import type { EndpointState } from '../endpoint/endpoint-state.js';
+import { CircuitOpenError, NoEndpointsError } from '../errors.js';
+import type { Call } from './call.js';
+import type { Step } from './step.js';
+
+/**
+ * The one pick entry point, for first attempts, retries and hedges alike: due ejections end first, then the
+ * balancer chooses among usable endpoints this call has not tried. A retry may go back to a tried endpoint
+ * when no other is left (better than failing); a hedge never does (two attempts on one endpoint buy nothing).
+ * A custom balancer that throws picks nothing (reported on `callback-error`).
+ */
+export function pickEndpoint(call: Call, now: number, hedge: boolean): EndpointState | undefined {
+  const target = call.target;
+  target.health.restoreDue(now);
+  call.beforePick(now, target.health.panic);
+  try {
+    const chosen = target.choose(call);
+    if (chosen !== undefined || hedge || call.tried.length === 0) return chosen;
+    const tried = call.tried;
+    call.tried = [];
+    try {
+      return target.choose(call);
+    } finally {
+      call.tried = tried;
+    }
+  } catch (error) {
+    if (call.env.events.has('callback-error')) {
+      call.env.events.emit('callback-error', { service: target.name, callback: 'balancer', error });
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The pick step. With nothing to pick, a first attempt fails fast without touching the network
+ * (`CircuitOpenError` when every breaker is open, else `NoEndpointsError`); a retry ends the call with its
+ * last failure instead, keeping its attempts (requests did go out: "failed fast, nothing sent" would lie).
+ */
+export const pickStep: Step = {
+  name: 'pick',
+  run(call, next) {
+    const now = call.env.clock.now();
+    const state = pickEndpoint(call, now, false);
+    if (state !== undefined) {
+      call.picked = state;
+      return next(call);
+    }
+    const failures = call.failures;
+    if (failures !== undefined && failures.length > 0) {
+      const last = failures[failures.length - 1]!;
+      last.retryable = false;
+      return Promise.reject(last);
+    }
+    const target = call.target;
+    if (target.health.allOpen()) return Promise.reject(new CircuitOpenError(target.name));
+    if (target.size === 0) return Promise.reject(new NoEndpointsError(target.name));
+    return Promise.reject(new NoEndpointsError(target.name, 'every endpoint is ejected or unavailable'));
+  },
+};

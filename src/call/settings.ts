@@ -1,0 +1,102 @@
+import { resolveHedge, resolveRetry } from '../defaults.js';
+import type { CallOptions, ResolvedPolicy, ResolvedRetry, RetryPolicy } from '../options.js';
+import { validateHedge, validateRetry, validateTimeout } from '../validate.js';
+
+/** A hedge policy with its defaults filled in. */
+export interface ResolvedHedge {
+  readonly delayMs: number | 'p95';
+  readonly maxAttempts: number;
+}
+
+/** One call's settings, resolved once from the policy, the per-call options and the transport's request facts. */
+export interface CallSettings {
+  readonly signal: AbortSignal | undefined;
+  readonly hashKey: string | undefined;
+  readonly idempotent: boolean;
+  /** False when the request body is a stream: such a request is never replayed. */
+  readonly replayable: boolean;
+  readonly attemptMs: number;
+  readonly totalMs: number;
+  readonly retry: false | ResolvedRetry;
+  /** Hedging, already limited to idempotent, replayable requests; false otherwise. */
+  readonly hedge: false | ResolvedHedge;
+}
+
+/** The mesh's per-call option keys (on `mesh.call`'s third argument and on fetch's `init`). */
+export const CALL_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'hashKey', 'idempotent', 'timeout', 'retry', 'hedge']);
+
+/** A frozen set of the keys a per-call options object may have: the mesh's, plus (for fetch) fetch's own. */
+export function optionKeys(extra: readonly string[] = []): ReadonlySet<string> {
+  return Object.freeze(new Set([...CALL_OPTION_KEYS, ...extra]));
+}
+
+/**
+ * Checks a per-call options object as `createMesh` checks its own: an unknown key (`idempotant`) is a
+ * `TypeError` naming it. A lookup per key in a frozen set: no allocation on the call path.
+ */
+export function checkOptionKeys(options: object, known: ReadonlySet<string>, at: string): void {
+  for (const key in options) {
+    if (!known.has(key)) {
+      throw new TypeError(`${at}.${key} is not a known per-call option (known: ${[...known].join(', ')})`);
+    }
+  }
+}
+
+/** The settings of a call without options: not idempotent, so never hedged. Built once per service. */
+export function plainSettings(policy: ResolvedPolicy): CallSettings {
+  return Object.freeze({
+    signal: undefined,
+    hashKey: undefined,
+    idempotent: false,
+    replayable: true,
+    attemptMs: policy.timeout.attemptMs,
+    totalMs: policy.timeout.totalMs,
+    retry: policy.retry,
+    hedge: false,
+  });
+}
+
+/**
+ * Resolves one call's settings. `idempotent` and `replayable` are the transport's reading of the request
+ * (the method rule, a stream body); the caller's `idempotent` overrides the former.
+ */
+export function callSettings(
+  policy: ResolvedPolicy,
+  options: Omit<CallOptions, 'signal'>,
+  signal: AbortSignal | undefined,
+  hashKey: string | undefined,
+  idempotentByRule: boolean,
+  replayable: boolean,
+): CallSettings {
+  if (options.timeout !== undefined) validateTimeout(options.timeout, 'options.timeout');
+  if (options.retry !== undefined) validateRetry(options.retry, 'options.retry');
+  if (options.hedge !== undefined) validateHedge(options.hedge, 'options.hedge');
+  if (hashKey !== undefined && typeof hashKey !== 'string') throw new TypeError('options.hashKey must be a string');
+  if (options.idempotent !== undefined && typeof options.idempotent !== 'boolean') {
+    throw new TypeError('options.idempotent must be a boolean');
+  }
+  if (signal !== undefined && !isSignal(signal)) throw new TypeError('options.signal must be an AbortSignal');
+  const idempotent = options.idempotent ?? idempotentByRule;
+  const hedge = options.hedge === undefined ? policy.hedge : resolveHedge(options.hedge);
+  return {
+    signal,
+    hashKey,
+    idempotent,
+    replayable,
+    hedge: idempotent && replayable ? hedge : false,
+    attemptMs: options.timeout?.attemptMs ?? policy.timeout.attemptMs,
+    totalMs: options.timeout?.totalMs ?? policy.timeout.totalMs,
+    retry: options.retry === undefined ? policy.retry : overrideRetry(policy.retry, options.retry),
+  };
+}
+
+function isSignal(value: unknown): value is AbortSignal {
+  return typeof (value as AbortSignal).aborted === 'boolean' && typeof (value as AbortSignal).addEventListener === 'function';
+}
+
+/** A per-call `retry` merged over the service's resolved retry policy. */
+function overrideRetry(base: false | ResolvedRetry, override: false | RetryPolicy): false | ResolvedRetry {
+  if (override === false) return false;
+  const raw: RetryPolicy = base === false ? {} : { ...base, retryOn: [...base.retryOn] };
+  return resolveRetry({ ...raw, ...override });
+}

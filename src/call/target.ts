@@ -1,0 +1,49 @@
+import type { PickRequest } from '../balancer/balancer.js';
+import type { EndpointState } from '../endpoint/endpoint-state.js';
+import type { ServiceMetrics } from '../observe/service-metrics.js';
+import type { ResolvedPolicy } from '../options.js';
+import type { RetryBudget } from '../resilience/budget.js';
+import type { BulkheadQueue } from '../resilience/bulkhead.js';
+import type { LatencyWindow } from '../resilience/latency-window.js';
+import type { CallSettings } from './settings.js';
+
+/** The part of a service's health the call steps touch. */
+export interface TargetHealth {
+  /** Too few endpoints are healthy: ejection is ignored. */
+  readonly panic: boolean;
+  /** Brings back endpoints whose ejection is over (a compare when none is due). */
+  restoreDue(now: number): void;
+  /** An attempt's verdict, for outlier detection. */
+  record(state: EndpointState, ok: boolean, now: number): void;
+  /** True when every endpoint's breaker refuses requests. */
+  allOpen(): boolean;
+}
+
+/**
+ * What the call steps see of a service: its policy, counters and the few operations a call needs. The
+ * steps never hold the `Service` class itself, so the call path can be read (and tested) on its own.
+ */
+export interface CallTarget {
+  readonly name: string;
+  readonly policy: ResolvedPolicy;
+  readonly metrics: ServiceMetrics;
+  readonly health: TargetHealth;
+  readonly budget: RetryBudget | undefined;
+  /** Where calls wait for a bulkhead slot (`maxQueued` > 0). */
+  readonly queue: BulkheadQueue | undefined;
+  /** Recent latencies, kept when a `'p95'` hedge delay needs them (created on first need). */
+  latencyWindow: LatencyWindow | undefined;
+  /** Calls in flight (the bulkhead counts these). */
+  active: number;
+  /** Calls admitted, and how many of them failed. */
+  calls: number;
+  callFailures: number;
+  /** How many endpoints discovery lists now. */
+  readonly size: number;
+  /** The settings of a call with no per-call options (one frozen object, reused). */
+  readonly plainSettings: CallSettings;
+  /** Makes sure a list is there: a promise only while the first list is loading. */
+  prepare(now: number): Promise<void> | undefined;
+  /** One balancer pick among the usable endpoints not in `request.tried` (slow-start ramps applied). */
+  choose(request: PickRequest): EndpointState | undefined;
+}

@@ -1,0 +1,95 @@
+import type { Verdict } from './transport.js';
+
+/**
+ * HTTP by shape, not by realm: undici's own `fetch` returns undici's `Response`, which is not an instance
+ * of this realm's `Response`, and a test like `instanceof Response` would silently count every 503 as a
+ * success. These helpers recognise responses, requests and headers by the members the mesh uses.
+ */
+
+/** The members of a fetch `Response` the mesh reads. */
+export interface ResponseLike {
+  readonly status: number;
+  readonly headers: HeadersLike;
+  readonly body?: { cancel?(reason?: unknown): Promise<void> } | null;
+}
+
+/** The members of a fetch `Headers` the mesh reads. */
+export interface HeadersLike {
+  get(name: string): string | null;
+}
+
+/** The members of a fetch `Request` the mesh reads (any realm: global, undici). */
+export interface RequestLike {
+  readonly url: string;
+  readonly method: string;
+  readonly headers: HeadersLike;
+  readonly body: unknown;
+  readonly signal?: AbortSignal | null;
+}
+
+export function isHeadersLike(value: unknown): value is HeadersLike {
+  return typeof value === 'object' && value !== null && typeof (value as HeadersLike).get === 'function';
+}
+
+/** A numeric `status` and a `headers` object with `get`: a response of any fetch implementation. */
+export function isResponseLike(value: unknown): value is ResponseLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as ResponseLike).status === 'number' &&
+    isHeadersLike((value as ResponseLike).headers)
+  );
+}
+
+/** A string `url` and `method` and a `headers` object with `get`: a request of any fetch implementation. */
+export function isRequestLike(value: unknown): value is RequestLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as RequestLike).url === 'string' &&
+    typeof (value as RequestLike).method === 'string' &&
+    isHeadersLike((value as RequestLike).headers)
+  );
+}
+
+/** Statuses retried by default: 429 and the 5xx that mean "try elsewhere" (Envoy's `retriable-status-codes` + 5xx). */
+export const DEFAULT_RETRY_ON: readonly number[] = Object.freeze([429, 500, 502, 503, 504]);
+
+/**
+ * The default classification of an HTTP status: a status in `retryOn` (default 429, 500, 502, 503, 504) is a
+ * retryable failure, any other 5xx a failure, everything else (4xx included: the caller's fault, not the
+ * endpoint's) a success.
+ */
+export function classifyStatus(status: number, retryOn: ReadonlySet<number>): Verdict {
+  if (retryOn.has(status)) return 'retryable-failure';
+  return status >= 500 ? 'failure' : 'success';
+}
+
+/** Methods that RFC 9110 §9.2.2 calls idempotent: these may be retried after any retryable failure. */
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+
+/**
+ * Parses an HTTP `Retry-After` value (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+ * Returns milliseconds from `nowEpochMs`, or `undefined` when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null, nowEpochMs: number): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const date = Date.parse(v);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - nowEpochMs);
+}
+
+/** Cancels a response body nobody will read, so undici returns its connection to the pool at once. */
+export function cancelBody(response: ResponseLike): void {
+  const body = response.body;
+  if (body === null || body === undefined || typeof body.cancel !== 'function') return;
+  try {
+    body.cancel().catch(noop); // a body already read or locked refuses: nothing left to free
+  } catch {
+    // a locked stream throws synchronously in some implementations
+  }
+}
+
+const noop = (): void => {};

@@ -1,0 +1,33 @@
+/**
+ * The layers of src/, bottom first. An import must point down (or stay in its layer), so each layer can be
+ * read, tested and replaced without the ones above it:
+ * - kernel: errors, events, utilities, the endpoint value;
+ * - resilience: protocol-free policy (breaker, outlier, budget, bulkhead, latency window), each with its options;
+ * - endpoint: an endpoint's live state (latency, in-flight, its breaker and detector) and the set of them;
+ * - policy: balancers (they read endpoint state), discovery (it never imports a balancer), counters;
+ * - transport: the protocol seam (fetch, any call);
+ * - config: option types, defaults, validation;
+ * - call: the ordered steps of one call;
+ * - service: a service's health and stack;
+ * - observe: snapshot, metrics, admin (they read services);
+ * - mesh, then the entry points.
+ */
+export const LAYERS: readonly (readonly [name: string, test: (path: string) => boolean])[] = [
+  ['kernel', (p) => p.startsWith('src/util/') || ['src/errors.ts', 'src/events.ts', 'src/observe/emitter.ts', 'src/observe/histogram.ts', 'src/endpoint/endpoint.ts'].includes(p)],
+  ['resilience', (p) => p.startsWith('src/resilience/')],
+  ['endpoint', (p) => p.startsWith('src/endpoint/')],
+  ['policy', (p) => p.startsWith('src/balancer/') || p.startsWith('src/discovery/') || p === 'src/observe/service-metrics.ts'],
+  ['transport', (p) => p.startsWith('src/transport/')],
+  ['config', (p) => ['src/options.ts', 'src/defaults.ts', 'src/validate.ts'].includes(p)],
+  ['call', (p) => p.startsWith('src/call/')],
+  ['service', (p) => ['src/service.ts', 'src/service-health.ts'].includes(p)],
+  ['observe', (p) => p.startsWith('src/observe/')],
+  ['mesh', (p) => p === 'src/mesh.ts'],
+  ['entry', (p) => /^src\/[a-z-]+\.ts$/.test(p)],
+];
+
+export function layerOf(path: string): number {
+  const i = LAYERS.findIndex(([, test]) => test(path));
+  if (i < 0) throw new Error(`${path} is in no layer: add it to test/architecture/layers.ts`);
+  return i;
+}

@@ -6,7 +6,7 @@ import { callTransport } from './transport/call.js';
 import { DEFAULT_DISCOVERY, resolvePolicy } from './defaults.js';
 import { DiscoveryCache } from './discovery/cache.js';
 import type { Registry } from './discovery/registry.js';
-import { InvalidServiceNameError, MeshClosedError } from './errors.js';
+import { MeshClosedError } from './errors.js';
 import type { MeshEventName, MeshEvents } from './events.js';
 import { MeshEmitter } from './observe/emitter.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './observe/admin.js';
@@ -17,11 +17,11 @@ import { BreakerClock } from './resilience/breaker.js';
 import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
 import type { CallOptions, MeshOptions, MeshRequestInit, Policy } from './options.js';
 import { Service } from './service.js';
+import { ServiceTable } from './service-table.js';
 import { FETCH_INIT_KEYS, headerValue, planFetch } from './transport/fetch.js';
 import { systemClock } from './util/clock.js';
 import { TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
-import { serviceNameProblem } from './util/service-name.js';
 import { validateMeshOptions } from './validate.js';
 
 const CALL_KEYS = optionKeys();
@@ -109,10 +109,10 @@ export function createMesh(options: MeshOptions): Mesh {
   ) => Promise<Response>;
   const overrides: Record<string, Policy> = options.services ?? {};
   const events = new MeshEmitter();
-  const services = new Map<string, Service>();
+  const maxServices = options.discovery?.maxServices ?? DEFAULT_DISCOVERY.maxServices;
   const breakerClock = new BreakerClock();
   let closed = false;
-  subscribeMetrics(events, (name) => services.get(name)?.metrics, clock);
+  subscribeMetrics(events, (name) => table.get(name)?.metrics, clock);
   // A stale discovery flag holds this long after the latest error: failing refreshes repeat well within it.
   const staleHoldMs = 2 * Math.max(options.discovery?.refreshMs ?? DEFAULT_DISCOVERY.refreshMs, 60_000);
 
@@ -121,7 +121,7 @@ export function createMesh(options: MeshOptions): Mesh {
     { ...DEFAULT_DISCOVERY, ...options.discovery, clock },
     {
       update(name, list) {
-        const svc = services.get(name);
+        const svc = table.get(name);
         if (!svc) return;
         const first = !svc.ready;
         const { added, removed, updated } = svc.applyEndpoints(list);
@@ -140,7 +140,7 @@ export function createMesh(options: MeshOptions): Mesh {
         if (events.has('discovery-error')) events.emit('discovery-error', { service: name, error, stale });
       },
       evicted(name) {
-        services.get(name)?.markStale();
+        table.evicted(name);
       },
     },
   );
@@ -160,17 +160,16 @@ export function createMesh(options: MeshOptions): Mesh {
     callDeadlines: (ms) => listFor(deadlineLists, ms),
   };
 
-  const serviceFor = (name: string): Service => {
-    let svc = services.get(name);
-    if (svc === undefined) {
-      const problem = serviceNameProblem(name);
-      if (problem) throw new InvalidServiceNameError(String(name), problem);
+  // The cache's listener reads `table` only when discovery answers, after this line has run.
+  const table = new ServiceTable(
+    maxServices,
+    (name) => {
       const policy = resolvePolicy(options.defaults, Object.hasOwn(overrides, name) ? overrides[name] : undefined);
-      svc = new Service(name, policy, { discovery, clock, rng, events, breakerClock, zone: options.zone });
-      services.set(name, svc);
-    }
-    return svc;
-  };
+      return new Service(name, policy, { discovery, clock, rng, events, breakerClock, zone: options.zone });
+    },
+    (name) => discovery.forget(name),
+  );
+  const serviceFor = (name: string): Service => table.obtain(name);
 
   const call = <T>(name: string, fn: AttemptFn<T>, callOptions?: CallOptions): Promise<T> => {
     try {
@@ -183,7 +182,7 @@ export function createMesh(options: MeshOptions): Mesh {
         checkOptionKeys(callOptions, CALL_KEYS, 'options');
         settings = callSettings(svc.policy, callOptions, callOptions.signal ?? undefined, callOptions.hashKey, false, true);
       }
-      return svc.run(new Call(env, svc, settings, callTransport, fn as AttemptFn<unknown>)) as Promise<T>;
+      return svc.stack.run(new Call(env, svc, settings, callTransport, fn as AttemptFn<unknown>)) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -198,7 +197,7 @@ export function createMesh(options: MeshOptions): Mesh {
       const hashHeader = svc.policy.hashHeader;
       const hashKey = init?.hashKey ?? (hashHeader === undefined ? undefined : headerValue(input, init, hashHeader));
       const settings = callSettings(svc.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
-      return svc.run(new Call(env, svc, settings, plan.transport, plan.send)) as Promise<Response>;
+      return svc.stack.run(new Call(env, svc, settings, plan.transport, plan.send)) as Promise<Response>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -232,8 +231,8 @@ export function createMesh(options: MeshOptions): Mesh {
       events.off(event, listener);
       return mesh;
     },
-    snapshot: () => takeSnapshot(services, clock.now()),
-    metrics: () => renderMetrics(services.values(), { now: clock.now(), retiredGraceMs: RETIRED_GRACE_MS, staleHoldMs }),
+    snapshot: () => takeSnapshot(table.services, clock.now()),
+    metrics: () => renderMetrics(table.values(), { now: clock.now(), retiredGraceMs: RETIRED_GRACE_MS, staleHoldMs }),
     adminHandler: (adminOptions) => createAdminHandler(mesh, adminOptions),
     async warmup(names) {
       await Promise.all(names.map((name) => serviceFor(name).prepare(clock.now())));
@@ -246,7 +245,7 @@ export function createMesh(options: MeshOptions): Mesh {
       for (const list of deadlineLists.values()) calls.push(...(list.entries() as Call[]));
       for (const c of calls) c.stop(new MeshClosedError(c.service));
       discovery.close();
-      for (const svc of services.values()) svc.close(new MeshClosedError(svc.name));
+      for (const svc of table.values()) svc.close(new MeshClosedError(svc.name));
       breakerClock.close();
       for (const list of attemptLists.values()) list.clear();
       for (const list of deadlineLists.values()) list.clear();

@@ -1,5 +1,5 @@
 import type { Balancer, PickRequest } from './balancer/balancer.js';
-import type { Next } from './call/step.js';
+import type { Step } from './call/step.js';
 import { composeCallStack } from './call/stack.js';
 import { plainSettings, type CallSettings } from './call/settings.js';
 import type { CallTarget } from './call/target.js';
@@ -29,12 +29,12 @@ export interface ServiceDeps extends HealthDeps {
 
 /**
  * One logical service: its endpoint set, its balancer, its policy, its counters and its call stack.
- * Discovery pushes lists in through {@link Service.applyEndpoints}; calls run through {@link Service.run},
+ * Discovery pushes lists in through {@link Service.applyEndpoints}; calls run through {@link Service.stack},
  * and see the service only as a {@link CallTarget}.
  */
 export class Service implements CallTarget {
   /** The call stack (src/call/stack.ts), composed once for this service. */
-  readonly run: Next = composeCallStack();
+  readonly stack: Step = composeCallStack();
   readonly plainSettings: CallSettings;
   /** A balancer of the user's: its picks are checked before use. */
   private readonly custom: boolean;
@@ -52,6 +52,8 @@ export class Service implements CallTarget {
   active = 0;
   /** Where calls wait for a slot when the bulkhead is full and `maxQueued` > 0. */
   readonly queue: BulkheadQueue | undefined;
+  /** When the latest call was admitted (clock reading): the idlest service is retired first. */
+  lastCallAt = 0;
   /** Calls started, and how they ended. */
   calls = 0;
   callFailures = 0;

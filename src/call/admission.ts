@@ -2,7 +2,7 @@ import { BulkheadFullError, MeshClosedError, TimeoutError } from '../errors.js';
 import { callOutcomeOf, OUTCOME } from '../observe/service-metrics.js';
 import type { Call } from './call.js';
 import { failedResult } from './result.js';
-import type { Step } from './step.js';
+import { below, type Step } from './step.js';
 
 /**
  * The admission step, the top of the stack; it opens the call and closes it:
@@ -13,9 +13,15 @@ import type { Step } from './step.js';
  * - hands out the result: the value, or what {@link failedResult} makes of a failure, and records the call's
  *   outcome and duration. A streaming value keeps the call's deadline and signal until its body is done.
  */
-export const admissionStep: Step = {
-  name: 'admission',
-  async run(call, next) {
+export class AdmissionStep implements Step {
+  readonly name = 'admission';
+  private readonly next: Step;
+
+  constructor(next: Step | undefined) {
+    this.next = below(next, this.name);
+  }
+
+  async run(call: Call): Promise<unknown> {
     const { env, target, settings } = call;
     if (env.isClosed()) throw new MeshClosedError(target.name);
     const signal = settings.signal;
@@ -33,6 +39,7 @@ export const admissionStep: Step = {
       }
       try {
         await waiting;
+        call.now = env.clock.now();
       } catch (error) {
         call.release();
         target.metrics.callEnded(callOutcomeOf(error, signal), env.clock.now() - start);
@@ -42,11 +49,19 @@ export const admissionStep: Step = {
       target.active++;
     }
     target.calls++;
+    target.lastCallAt = start;
     target.budget?.onRequest(start);
     try {
       // An abort that landed as the slot was handed over still counts: nothing is sent for a stopped call.
       if (call.stopped !== undefined) throw call.stopped;
-      const value = await next(call);
+      let value: unknown;
+      try {
+        value = await this.next.run(call);
+      } catch (first) {
+        const recovery = call.recovery;
+        if (recovery === undefined) throw first;
+        value = await recovery(call, first); // the retry step's loop
+      }
       // The success path reads no clock: the winning attempt's end time is on record.
       target.metrics.callSucceeded(start);
       call.end(value);
@@ -68,5 +83,5 @@ export const admissionStep: Step = {
     } finally {
       if (target.queue === undefined || !target.queue.handOver()) target.active--;
     }
-  },
-};
+  }
+}

@@ -2,7 +2,7 @@ import type { Endpoint } from '../endpoint/endpoint.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { MeshClosedError, TimeoutError } from '../errors.js';
 import type { AttemptContext } from '../transport/attempt-context.js';
-import type { Expiring } from '../util/timeout-list.js';
+import type { Expiring, TimeoutList } from '../util/timeout-list.js';
 import type { AttemptEnd, Call, LiveAttempt } from './call.js';
 import { settle } from './settle.js';
 import type { Step } from './step.js';
@@ -23,6 +23,7 @@ export class Attempt implements AttemptContext, Expiring, LiveAttempt {
   private controller: AbortController | undefined;
   private abortReason: unknown;
   private done = false;
+  private timeouts: TimeoutList | undefined;
   private resolve: ((value: unknown) => void) | undefined;
   private reject: ((error: unknown) => void) | undefined;
   /** True when this attempt is a half-open breaker's probe (it then runs through opossum's `fire`). */
@@ -77,7 +78,8 @@ export class Attempt implements AttemptContext, Expiring, LiveAttempt {
       const call = this.call;
       const env = call.env;
       this.state.begin();
-      env.attemptTimeouts(call.settings.attemptMs).add(this);
+      this.timeouts = env.attemptTimeouts(call.settings.attemptMs);
+      this.timeouts.add(this);
       call.enter(this);
       if (env.events.has('request')) {
         env.events.emit('request', { service: call.target.name, endpoint: this.state.endpoint, attempt: this.attempt });
@@ -142,7 +144,7 @@ export class Attempt implements AttemptContext, Expiring, LiveAttempt {
       return;
     }
     this.done = true;
-    this.call.env.attemptTimeouts(this.call.settings.attemptMs).remove(this);
+    this.timeouts?.remove(this);
     this.call.leave(this);
     if (end === 'aborted' || (end === 'error' && result instanceof TimeoutError)) {
       // Stop the transport's work: on timeout, abort or cancel (a signal read later is born aborted).
@@ -157,9 +159,10 @@ export class Attempt implements AttemptContext, Expiring, LiveAttempt {
  * A closed breaker is fed the verdict directly (see EndpointBreaker); only a half-open probe runs through
  * opossum's `fire()`, which lets exactly one through and closes or reopens on its outcome.
  */
-export const attemptStep: Step = {
-  name: 'attempt',
-  run(call) {
+export class AttemptStep implements Step {
+  readonly name = 'attempt';
+
+  run(call: Call): Promise<unknown> {
     const state = call.picked as EndpointState;
     call.picked = undefined;
     const attempt = new Attempt(call, state, call.started + 1, call.now);
@@ -168,5 +171,5 @@ export const attemptStep: Step = {
     if (breaker === undefined || !breaker.halfOpen) return attempt.run();
     attempt.probe = true;
     return breaker.probe(() => attempt.run());
-  },
-};
+  }
+}

@@ -4,7 +4,7 @@ import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { TimeoutError } from '../errors.js';
 import type { AttemptFn } from '../transport/attempt-context.js';
 import type { Transport } from '../transport/transport.js';
-import type { Expiring } from '../util/timeout-list.js';
+import type { Expiring, TimeoutList } from '../util/timeout-list.js';
 import type { CallEnv } from './env.js';
 import type { AttemptFailure, ResultSource } from './failure.js';
 import type { CallSettings } from './settings.js';
@@ -83,7 +83,16 @@ export class Call implements Expiring, PickRequest, EventListenerObject {
   /** Attempts in flight: one, or (while hedging) several. */
   private one: LiveAttempt | undefined;
   private many: LiveAttempt[] | undefined;
-  private inList = false;
+  /** The deadline list this call is in (kept: one lookup per call, not two). */
+  private deadlines: TimeoutList | undefined;
+  /**
+   * What a step below armed for a failure on the way back up (the retry step's loop): the admission step hands
+   * the first failure to it before deciding the result. Arming is a store; a wrapper would cost the success
+   * path an async frame.
+   */
+  recovery: ((call: Call, failure: unknown) => Promise<unknown>) | undefined;
+  /** The rest of the stack below the step that armed the recovery. */
+  recoveryNext: { run(call: Call): Promise<unknown> } | undefined;
   private holdsBody = false;
   private wake: ((reason: unknown) => void) | undefined;
   private sleepCtl: AbortController | undefined;
@@ -105,9 +114,10 @@ export class Call implements Expiring, PickRequest, EventListenerObject {
   /** Admission: the deadline starts, and the caller's abort is heard from now on. */
   begin(now: number): void {
     this.startedAt = now;
+    this.now = now;
     this.expiresAt = now + this.settings.totalMs;
-    this.env.callDeadlines(this.settings.totalMs).add(this);
-    this.inList = true;
+    this.deadlines = this.env.callDeadlines(this.settings.totalMs);
+    this.deadlines.add(this);
     const signal = this.settings.signal;
     if (signal !== undefined) listenForAbort(signal, this);
   }
@@ -125,9 +135,10 @@ export class Call implements Expiring, PickRequest, EventListenerObject {
 
   /** Leaves the deadline list and the caller's signal (idempotent). */
   release(): void {
-    if (!this.inList) return;
-    this.inList = false;
-    this.env.callDeadlines(this.settings.totalMs).remove(this);
+    const list = this.deadlines;
+    if (list === undefined) return;
+    this.deadlines = undefined;
+    list.remove(this);
     this.settings.signal?.removeEventListener('abort', this);
     if (this.holdsBody) {
       this.holdsBody = false;
@@ -143,7 +154,6 @@ export class Call implements Expiring, PickRequest, EventListenerObject {
 
   /** The total deadline passed (called by the deadline list). */
   expire(): void {
-    this.inList = false; // the list already unlinked it
     this.stop(new TimeoutError(this.target.name, 'total', this.settings.totalMs));
     this.release();
   }

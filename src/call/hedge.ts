@@ -4,7 +4,7 @@ import type { Call } from './call.js';
 import { AttemptFailure, HEDGE_LOST } from './failure.js';
 import { pickEndpoint } from './pick.js';
 import type { ResolvedHedge } from './settings.js';
-import type { Next, Step } from './step.js';
+import { below, type Step } from './step.js';
 import type { CallTarget } from './target.js';
 
 /** Before 32 samples exist, a `'p95'` hedge waits this long (a conservative guess; 1 ms is the floor). */
@@ -28,14 +28,20 @@ export function hedgeDelay(target: CallTarget, hedge: ResolvedHedge): number {
  *   fails with the last failure, and the retry step decides what next;
  * - the call's stop (caller's abort, deadline, close) ends every attempt of the group.
  */
-export const hedgeStep: Step = {
-  name: 'hedge',
-  run(call, next) {
+export class HedgeStep implements Step {
+  readonly name = 'hedge';
+  private readonly next: Step;
+
+  constructor(next: Step | undefined) {
+    this.next = below(next, this.name);
+  }
+
+  run(call: Call): Promise<unknown> {
     const hedge = call.settings.hedge;
-    if (hedge === false) return next(call);
-    return new HedgeGroup(call, next, hedge).start();
-  },
-};
+    if (hedge === false) return this.next.run(call);
+    return new HedgeGroup(call, this.next, hedge).start();
+  }
+}
 
 class HedgeGroup {
   private outstanding = 0;
@@ -47,7 +53,7 @@ class HedgeGroup {
 
   constructor(
     private readonly call: Call,
-    private readonly next: Next,
+    private readonly next: Step,
     private readonly hedge: ResolvedHedge,
   ) {}
 
@@ -63,7 +69,7 @@ class HedgeGroup {
     this.outstanding++;
     this.launched++;
     const call = this.call;
-    this.next(call).then(
+    this.next.run(call).then(
       (value) => this.succeeded(value),
       (error: unknown) => this.failed(error),
     );

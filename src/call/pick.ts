@@ -1,7 +1,7 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { CircuitOpenError, NoEndpointsError } from '../errors.js';
 import type { Call } from './call.js';
-import type { Step } from './step.js';
+import { below, type Step } from './step.js';
 
 /**
  * The one pick entry point, for first attempts, retries and hedges alike: due ejections end first, then the
@@ -36,14 +36,21 @@ export function pickEndpoint(call: Call, now: number, hedge: boolean): EndpointS
  * (`CircuitOpenError` when every breaker is open, else `NoEndpointsError`); a retry ends the call with its
  * last failure instead, keeping its attempts (requests did go out: "failed fast, nothing sent" would lie).
  */
-export const pickStep: Step = {
-  name: 'pick',
-  run(call, next) {
-    const now = call.env.clock.now();
+export class PickStep implements Step {
+  readonly name = 'pick';
+  private readonly next: Step;
+
+  constructor(next: Step | undefined) {
+    this.next = below(next, this.name);
+  }
+
+  run(call: Call): Promise<unknown> {
+    // A first attempt picks at the clock reading admission (or the discovery wait) took: one read fewer.
+    const now = call.started === 0 ? call.now : call.env.clock.now();
     const state = pickEndpoint(call, now, false);
     if (state !== undefined) {
       call.picked = state;
-      return next(call);
+      return this.next.run(call);
     }
     const failures = call.failures;
     if (failures !== undefined && failures.length > 0) {
@@ -55,5 +62,5 @@ export const pickStep: Step = {
     if (target.health.allOpen()) return Promise.reject(new CircuitOpenError(target.name));
     if (target.size === 0) return Promise.reject(new NoEndpointsError(target.name));
     return Promise.reject(new NoEndpointsError(target.name, 'every endpoint is ejected or unavailable'));
-  },
-};
+  }
+}

@@ -3,38 +3,50 @@ import type { ResolvedRetry } from '../options.js';
 import type { Call } from './call.js';
 import { AttemptFailure } from './failure.js';
 import { discardFailure } from './hedge.js';
-import type { Next, Step } from './step.js';
+import { below, type Step } from './step.js';
 
 /**
  * The retry step, above the pick step so that every retry is picked afresh (never an endpoint already tried
- * when another exists). The first attempt runs inline; p-retry takes over only after a retryable failure,
- * so the success path never builds p-retry's options (about 9 µs on Node 20). Each retry:
+ * when another exists). The first attempt runs inline: on the way down the step only arms its recovery on the
+ * call (a store, no async frame), and a first failure on the way back up is handed to it by the admission step.
+ * p-retry takes over only then, so the success path never builds p-retry's options (about 9 µs on Node 20).
+ * Each retry:
  * - needs a token from the retry budget (else `budget-exhausted`, and the call ends with its last failure);
  * - needs time: a `Retry-After` or backoff longer than what is left ends the call;
  * - frees the failed attempt's value first (a 503's body is cancelled, its connection reused).
  * p-retry's backoff sleep ends at once when the call stops (caller's abort, total deadline, close).
  */
-export const retryStep: Step = {
-  name: 'retry',
-  async run(call, next) {
-    if (call.settings.retry === false) return next(call);
-    try {
-      return await next(call);
-    } catch (error) {
-      if (!(error instanceof AttemptFailure) || !error.retryable) throw error;
-      return retryAfterFailure(call, next, error);
-    }
-  },
-};
+export class RetryStep implements Step {
+  readonly name = 'retry';
+  private readonly next: Step;
 
-function retryAfterFailure(call: Call, next: Next, first: AttemptFailure): Promise<unknown> {
+  constructor(next: Step | undefined) {
+    this.next = below(next, this.name);
+  }
+
+  run(call: Call): Promise<unknown> {
+    if (call.settings.retry !== false) {
+      call.recovery = recover;
+      call.recoveryNext = this.next;
+    }
+    return this.next.run(call);
+  }
+}
+
+/** The armed recovery (a module function: arming allocates nothing). */
+function recover(call: Call, error: unknown): Promise<unknown> {
+  if (!(error instanceof AttemptFailure) || !error.retryable) return Promise.reject(error);
+  return retryAfterFailure(call, call.recoveryNext as Step, error);
+}
+
+function retryAfterFailure(call: Call, next: Step, first: AttemptFailure): Promise<unknown> {
   const retry = call.settings.retry as ResolvedRetry;
   const { env, target } = call;
   const signal = call.sleepSignal();
   return pRetry(
     (n) => {
       if (n === 1) throw first; // p-retry's schedule applies from the first retry on
-      return next(call);
+      return next.run(call);
     },
     {
       retries: retry.retries,

@@ -1,10 +1,10 @@
-import { admissionStep } from './admission.js';
-import { attemptStep } from './attempt.js';
-import { endpointsStep } from './endpoints.js';
-import { hedgeStep } from './hedge.js';
-import { pickStep } from './pick.js';
-import { retryStep } from './retry.js';
-import { compose, type Next, type Step } from './step.js';
+import { AdmissionStep } from './admission.js';
+import { AttemptStep } from './attempt.js';
+import { EndpointsStep } from './endpoints.js';
+import { HedgeStep } from './hedge.js';
+import { PickStep } from './pick.js';
+import { RetryStep } from './retry.js';
+import { compose, type Step, type StepFactory } from './step.js';
 
 /**
  * The ordered steps of one call, top first. A call flows down to the attempt; its verdict (settle.ts:
@@ -16,9 +16,16 @@ import { compose, type Next, type Step } from './step.js';
  * - hedge: below pick, so the first attempt of each retry can be hedged, each hedge picked like a retry;
  * - attempt: last; sends through the transport, under the attempt timer and the endpoint's breaker.
  */
-export const CALL_STEPS: readonly Step[] = Object.freeze([admissionStep, endpointsStep, retryStep, pickStep, hedgeStep, attemptStep]);
+export const CALL_STEPS: readonly StepFactory[] = Object.freeze<StepFactory[]>([
+  (next) => new AdmissionStep(next),
+  (next) => new EndpointsStep(next),
+  (next) => new RetryStep(next),
+  (next) => new PickStep(next),
+  (next) => new HedgeStep(next),
+  () => new AttemptStep(),
+]);
 
-/** The stack as one function; a service composes it once. */
-export function composeCallStack(steps: readonly Step[] = CALL_STEPS): Next {
-  return compose(steps);
+/** The stack as its top step; a service composes it once. */
+export function composeCallStack(factories: readonly StepFactory[] = CALL_STEPS): Step {
+  return compose(factories);
 }

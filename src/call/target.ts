@@ -35,6 +35,8 @@ export interface CallTarget {
   latencyWindow: LatencyWindow | undefined;
   /** Calls in flight (the bulkhead counts these). */
   active: number;
+  /** When the latest call was admitted (clock reading). */
+  lastCallAt: number;
   /** Calls admitted, and how many of them failed. */
   calls: number;
   callFailures: number;

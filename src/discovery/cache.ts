@@ -114,6 +114,11 @@ export class DiscoveryCache {
     return Math.max(0, this.lru.getRemainingTTL(service));
   }
 
+  /** Drops the list of `service` and stops its watch (the service was retired); the listener hears `evicted`. */
+  forget(service: string): void {
+    this.lru.delete(service);
+  }
+
   /** Whether a watch of `service` is running. */
   isWatched(service: string): boolean {
     return this.watches.has(service);

@@ -1,5 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { AttemptRecord } from '../errors.js';
+import type { Transport } from '../transport/transport.js';
 
 /** The attempt a call's result came from: its signal keeps covering a streaming body after the call resolved. */
 export interface ResultSource {
@@ -33,6 +34,13 @@ export class AttemptFailure extends Error {
     public retryable: boolean,
   ) {
     super(record.outcome);
+  }
+
+  /** Frees the failing value (a response body) once it can no longer be the call's result. */
+  free(transport: Transport): void {
+    if (this.discarded || this.value === undefined) return;
+    this.discarded = true;
+    transport.discard(this.value);
   }
 }
 

@@ -116,7 +116,7 @@ class HedgeGroup {
     }
     if (this.outstanding > 0) {
       // Another attempt is still out: this failure can no longer be the call's result.
-      discardFailure(this.call, error);
+      error.free(this.call.transport);
       return;
     }
     this.finish();
@@ -129,11 +129,4 @@ class HedgeGroup {
     clearTimeout(this.timer);
     this.call.cancelLive(HEDGE_LOST);
   }
-}
-
-/** Frees a failure's value (a response body) that will never be the call's result. */
-export function discardFailure(call: Call, failure: AttemptFailure): void {
-  if (failure.discarded || failure.value === undefined) return;
-  failure.discarded = true;
-  call.transport.discard(failure.value);
 }

@@ -48,11 +48,14 @@ export class PickStep implements Step {
     // A first attempt picks at the clock reading admission (or the discovery wait) took: one read fewer.
     const now = call.started === 0 ? call.now : call.env.clock.now();
     const state = pickEndpoint(call, now, false);
+    const failures = call.failures;
     if (state !== undefined) {
+      // A retry goes out: the failure it replaces can no longer be the call's result. Its value (a 503's body)
+      // is freed here, not before the pick, so that a retry finding nothing can still end the call with it.
+      if (failures !== undefined) failures[failures.length - 1]?.free(call.transport);
       call.picked = state;
       return this.next.run(call);
     }
-    const failures = call.failures;
     if (failures !== undefined && failures.length > 0) {
       const last = failures[failures.length - 1]!;
       last.retryable = false;

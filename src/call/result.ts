@@ -1,7 +1,6 @@
 import { CallFailedError, MeshClosedError, TimeoutError, type AttemptRecord } from '../errors.js';
 import type { Call } from './call.js';
 import { AttemptFailure } from './failure.js';
-import { discardFailure } from './hedge.js';
 
 /** What a failed call hands out: the failing value itself (fetch semantics), or nothing (it throws). */
 export interface FailedResult {
@@ -21,7 +20,7 @@ export interface FailedResult {
 export function failedResult(call: Call, error: unknown): FailedResult {
   const failures = call.failures;
   const records: readonly AttemptRecord[] = failures === undefined ? [] : failures.map((f) => f.record);
-  if (failures !== undefined) for (const f of failures) if (f !== error) discardFailure(call, f);
+  if (failures !== undefined) for (const f of failures) if (f !== error) f.free(call.transport);
   call.failures = undefined; // a streaming result keeps the call: it must not keep the values too
   if (error instanceof AttemptFailure) {
     // A failing response is still fetch's answer; a plain value `classify` called a failure is not an answer.

@@ -2,7 +2,6 @@ import pRetry from 'p-retry';
 import type { ResolvedRetry } from '../options.js';
 import type { Call } from './call.js';
 import { AttemptFailure } from './failure.js';
-import { discardFailure } from './hedge.js';
 import { below, type Step } from './step.js';
 
 /**
@@ -13,7 +12,8 @@ import { below, type Step } from './step.js';
  * Each retry:
  * - needs a token from the retry budget (else `budget-exhausted`, and the call ends with its last failure);
  * - needs time: a `Retry-After` or backoff longer than what is left ends the call;
- * - frees the failed attempt's value first (a 503's body is cancelled, its connection reused).
+ * - frees the failed attempt's value once the retry has an endpoint (the pick step cancels a 503's body, so
+ *   its connection is reused): a retry that finds nothing to pick ends the call with that value, still readable.
  * p-retry's backoff sleep ends at once when the call stops (caller's abort, total deadline, close).
  */
 export class RetryStep implements Step {
@@ -76,7 +76,6 @@ function retryAfterFailure(call: Call, next: Step, first: AttemptFailure): Promi
             delayMs: nominal + (asked ?? 0),
           });
         }
-        discardFailure(call, error);
         // Retry-After asks for at least this long; p-retry's own backoff follows it.
         if (asked !== undefined && asked > 0) await sleep(asked, signal);
         return true;

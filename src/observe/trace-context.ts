@@ -1,3 +1,5 @@
+import { isRequestLike } from '../transport/http.js';
+
 /**
  * The two pieces of `@opentelemetry/api` that trace-context propagation needs, typed structurally so the
  * mesh never imports the package: pass the API object itself (`import * as otel from '@opentelemetry/api'`).
@@ -41,7 +43,9 @@ export function withTraceContext(api: TraceContextApi, fetchImpl?: typeof global
     api.propagation.inject(api.context.active() as never, carrier);
     const keys = Object.keys(carrier);
     if (keys.length === 0) return run(input, init);
-    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+    // A Request of any realm (global or undici's): its headers, by shape.
+    const own = typeof input === 'object' && isRequestLike(input) ? (input.headers as unknown as HeadersInit) : undefined;
+    const headers = new Headers(init?.headers ?? own);
     for (const key of keys) if (!headers.has(key)) headers.set(key, carrier[key]!);
     return run(input, { ...init, headers });
   };

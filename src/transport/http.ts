@@ -81,15 +81,55 @@ export function parseRetryAfter(value: string | null, nowEpochMs: number): numbe
   return Math.max(0, date - nowEpochMs);
 }
 
-/** Cancels a response body nobody will read, so undici returns its connection to the pool at once. */
+/** A discarded body is read to its end (so its connection can be reused) up to this many bytes... */
+export const DRAIN_MAX_BYTES = 8 * 1024 * 1024;
+/** ... and for this long; past either bound it is cancelled, which closes its connection. */
+export const DRAIN_MAX_MS = 5_000;
+
+/**
+ * Frees a response body nobody will read. HTTP/1.1 can reuse a connection only once the body has been read to
+ * its end: a cancelled body closes the socket, and the next request opens a new one (a hedge loser per call
+ * then means a connection per call). So the body is drained in the background, as undici's `body.dump()` does,
+ * with larger bounds (a new connection costs more than a few MB read on a local network): up to
+ * {@link DRAIN_MAX_BYTES} and {@link DRAIN_MAX_MS}, else it is cancelled. A body already being read (locked) is
+ * left to its reader.
+ */
 export function cancelBody(response: ResponseLike): void {
-  const body = response.body;
-  if (body === null || body === undefined || typeof body.cancel !== 'function') return;
+  const body = response.body as ReadableStream<Uint8Array> | null | undefined;
+  if (body === null || body === undefined) return;
   try {
-    body.cancel().catch(noop); // a body already read or locked refuses: nothing left to free
+    if (body.locked) return;
+    const declared = Number(response.headers.get('content-length'));
+    if (declared > DRAIN_MAX_BYTES || typeof body.getReader !== 'function') {
+      body.cancel().catch(noop);
+      return;
+    }
+    drain(body.getReader());
   } catch {
-    // a locked stream throws synchronously in some implementations
+    // a foreign or broken body: nothing more to free
   }
+}
+
+function drain(reader: ReadableStreamDefaultReader<Uint8Array>): void {
+  let read = 0;
+  const stop = (): void => void reader.cancel().catch(noop);
+  const timer = setTimeout(stop, DRAIN_MAX_MS);
+  timer.unref?.();
+  const pump = (): void => {
+    reader.read().then(
+      (chunk) => {
+        if (chunk.done) return clearTimeout(timer);
+        read += chunk.value?.byteLength ?? 0;
+        if (read > DRAIN_MAX_BYTES) {
+          clearTimeout(timer);
+          return stop();
+        }
+        pump();
+      },
+      () => clearTimeout(timer),
+    );
+  };
+  pump();
 }
 
 const noop = (): void => {};

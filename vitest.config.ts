@@ -1,6 +1,9 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // 'proxyless' (the examples' import) is the source, as tsconfig.json's `paths` makes it for tsc and tsx.
+  resolve: { alias: [{ find: /^proxyless$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) }] },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 20_000,

@@ -24,7 +24,7 @@ import { fmt, machine, markdownTable } from './lib.js';
 const flags = numberFlags({ calls: 2_000, longCalls: 20_000, workers: 20, maxSeconds: 60 });
 const BACKENDS = 3;
 const ATTEMPTS = 3;
-/** The default budget (API.md): ratio 0.2, 10 retries/s in reserve, ttl 10 s. */
+/** The default budget (the README's Options table): ratio 0.2, 10 retries/s in reserve, ttl 10 s. */
 const BUDGET = { ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 };
 
 interface RunResult {

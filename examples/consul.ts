@@ -10,9 +10,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { consulRegistry } from '../src/discovery/consul.js';
-import { registerService, type Registration } from '../src/discovery/consul-register.js';
-import { createMesh } from '../src/index.js';
+import { consulRegistry, createMesh, registerService, type Registration } from 'proxyless';
 import { startConsulDouble } from '../test/helpers/consul-double.js';
 
 const { values } = parseArgs({ options: { consul: { type: 'string' } } });

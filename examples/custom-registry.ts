@@ -8,7 +8,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import { createMesh, toEndpoint, type Registry } from '../src/index.js';
+import { createMesh, toEndpoint, type Registry } from 'proxyless';
 
 interface EurekaInstance {
   instanceId?: string;

@@ -14,7 +14,7 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { createMesh, staticRegistry, type Endpoint, type MeshError } from '../src/index.js';
+import { createMesh, staticRegistry, type Endpoint, type MeshError } from 'proxyless';
 import { startBackends } from './backends.js';
 
 const WORKERS = 16;

@@ -6,7 +6,7 @@
  * records change (weights 1 and 3, TTL 1 s) and, once the TTL has run out, the split follows. Then it exits.
  */
 import { Packet, UDPServer } from 'dns2';
-import { createMesh, dnsRegistry, type Mesh } from '../src/index.js';
+import { createMesh, dnsRegistry, type Mesh } from 'proxyless';
 import { startBackends, type Backend } from './backends.js';
 
 interface Srv {

@@ -20,7 +20,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import * as otel from '@opentelemetry/api';
-import { createMesh, staticRegistry, withTraceContext, type Mesh, type MeshEvents } from '../src/index.js';
+import { createMesh, staticRegistry, withTraceContext, type Mesh, type MeshEvents } from 'proxyless';
 
 /** Attribute names: OTel's semantic conventions where one exists (`server.*`), else `proxyless.*`. */
 const attrs = (service: string, endpoint?: { host: string; port: number }, extra?: otel.Attributes): otel.Attributes => ({

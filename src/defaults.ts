@@ -18,7 +18,7 @@ import type {
   SlowStartPolicy,
 } from './options.js';
 
-/** The defaults of API.md's Policy table. */
+/** The policy defaults, for keys left out (the README's Options table lists them). */
 export const DEFAULT_TIMEOUT = { attemptMs: 10_000, totalMs: 30_000 } as const;
 export const DEFAULT_BUDGET: Required<BudgetPolicy> = { ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 };
 export const DEFAULT_RETRY = {

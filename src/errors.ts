@@ -87,8 +87,8 @@ export class DiscoveryError extends MeshError {
 
 /**
  * The call failed after every attempt it was allowed; `cause` is the last failure and `attempts` lists
- * every try. (Added to the contract: API.md's table names the other cases, and DESIGN.md's step 8 asks
- * for a MeshError carrying the last failure.)
+ * every try. (Added beside the five errors that each name one cause, so that every failed call still rejects
+ * with a MeshError carrying its last failure.)
  */
 export class CallFailedError extends MeshError {
   constructor(service: string, cause: unknown, attempts: readonly AttemptRecord[]) {

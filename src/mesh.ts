@@ -40,7 +40,7 @@ export interface ServiceClient {
   call<T>(fn: AttemptFn<T>, options?: CallOptions): Promise<T>;
 }
 
-/** The mesh: one per process is typical. See API.md. */
+/** The mesh: one per process is typical. */
 export interface Mesh {
   /**
    * fetch, drop-in: the URL's hostname is the logical service. HTTP error statuses resolve with the

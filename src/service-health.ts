@@ -21,7 +21,8 @@ export interface HealthDeps {
  * - Below `panicThresholdPercent` healthy endpoints the service is in panic and balances over ejected ones
  *   too (Envoy's panic threshold); open breakers are always respected.
  * - An endpoint that comes back (restored, breaker half-open or closed) restarts from a neutral latency
- *   cost, the median of its peers, so an old failure peak does not starve it (CLARIFICATIONS.md).
+ *   cost, the median of its peers, so an old failure peak does not starve it (as Envoy, Linkerd and Finagle
+ *   seed new hosts).
  * - No timers of its own: due restorations are checked on the call path (`restoreDue`), a compare per call.
  */
 export class ServiceHealth {

@@ -54,7 +54,7 @@ describe('createMesh validates every option at once', () => {
     expect((error as TypeError).message).toContain(path);
   });
 
-  it('accepts the example of API.md', () => {
+  it('accepts a static registry, defaults and a per-service override', () => {
     const mesh = createMesh({
       registry: staticRegistry({
         users: ['127.0.0.1:8081', '127.0.0.1:8082', { host: '127.0.0.1', port: 8083, weight: 3, zone: 'b' }],

@@ -140,7 +140,7 @@ export class Attempt implements AttemptContext, Expiring, LiveAttempt {
 
   private end(end: AttemptEnd, result: unknown): void {
     if (this.done) {
-      if (end === 'value') this.call.transport.discard(result); // too late: nobody will read it
+      if (end === 'value') this.call.transport.discard(result, this.call); // too late: nobody will read it
       return;
     }
     this.done = true;

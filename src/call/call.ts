@@ -3,7 +3,8 @@ import type { PickRequest } from '../balancer/balancer.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { TimeoutError } from '../errors.js';
 import type { AttemptFn } from '../transport/attempt-context.js';
-import type { Transport } from '../transport/transport.js';
+import { DRAIN_MAX_MS } from '../transport/http.js';
+import type { DrainOwner, Transport } from '../transport/transport.js';
 import type { Expiring, TimeoutList } from '../util/timeout-list.js';
 import type { CallEnv } from './env.js';
 import type { AttemptFailure, ResultSource } from './failure.js';
@@ -55,7 +56,7 @@ const streaming = new FinalizationRegistry<Call>((call) => call.release());
  *
  * It doubles as the balancer's {@link PickRequest} (no allocation per pick); a balancer must not keep it.
  */
-export class Call implements Expiring, PickRequest, EventListenerObject {
+export class Call implements Expiring, PickRequest, EventListenerObject, DrainOwner {
   // PickRequest: set by the pick step before each pick.
   attempt = 1;
   tried: readonly EndpointState[] = NO_TRIES;
@@ -201,6 +202,21 @@ export class Call implements Expiring, PickRequest, EventListenerObject {
     }
   }
 
+  /**
+   * A body this call freed drains in the background (see `cancelBody`) after the call may be over: it waits in
+   * the deadline list of the drain's bound, so that `close()` finds it there, as it finds calls, and stops it.
+   */
+  holdDrain(stop: () => void): () => void {
+    if (this.env.isClosed()) {
+      stop();
+      return noop;
+    }
+    const list = this.env.callDeadlines(DRAIN_MAX_MS);
+    const entry = new Draining(this.target.name, this.env.clock.now() + DRAIN_MAX_MS, stop, list);
+    list.add(entry);
+    return () => list.remove(entry);
+  }
+
   /** Sets `tried` for a pick: what this call has tried so far (an array only from the second pick on). */
   beforePick(now: number, panic: boolean): void {
     this.now = now;
@@ -240,6 +256,33 @@ export class Call implements Expiring, PickRequest, EventListenerObject {
     this.sleepCtl ??= new AbortController();
     if (this.stopped !== undefined && !this.sleepCtl.signal.aborted) this.sleepCtl.abort(this.stopped);
     return this.sleepCtl.signal;
+  }
+}
+
+const noop = (): void => {};
+
+/**
+ * A freed body still draining, in a deadline list: `close()` calls `stop` on every entry (as on a call), and
+ * the bound's expiry ends it too (the drain's own timer would as well; ending twice is a no-op).
+ */
+class Draining implements Expiring {
+  prev: Expiring | undefined;
+  next: Expiring | undefined;
+
+  constructor(
+    readonly service: string,
+    public expiresAt: number,
+    private readonly end: () => void,
+    private readonly list: TimeoutList,
+  ) {}
+
+  expire(): void {
+    this.end();
+  }
+
+  stop(): void {
+    this.list.remove(this);
+    this.end();
   }
 }
 

@@ -1,6 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { AttemptRecord } from '../errors.js';
-import type { Transport } from '../transport/transport.js';
+import type { DrainOwner, Transport } from '../transport/transport.js';
 
 /** The attempt a call's result came from: its signal keeps covering a streaming body after the call resolved. */
 export interface ResultSource {
@@ -36,11 +36,11 @@ export class AttemptFailure extends Error {
     super(record.outcome);
   }
 
-  /** Frees the failing value (a response body) once it can no longer be the call's result. */
-  free(transport: Transport): void {
+  /** Frees the failing value (a response body) once it can no longer be the call's result; `owner` is the call. */
+  free(transport: Transport, owner: DrainOwner): void {
     if (this.discarded || this.value === undefined) return;
     this.discarded = true;
-    transport.discard(this.value);
+    transport.discard(this.value, owner);
   }
 }
 

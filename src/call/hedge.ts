@@ -116,7 +116,7 @@ class HedgeGroup {
     }
     if (this.outstanding > 0) {
       // Another attempt is still out: this failure can no longer be the call's result.
-      error.free(this.call.transport);
+      error.free(this.call.transport, this.call);
       return;
     }
     this.finish();

@@ -52,7 +52,7 @@ export class PickStep implements Step {
     if (state !== undefined) {
       // A retry goes out: the failure it replaces can no longer be the call's result. Its value (a 503's body)
       // is freed here, not before the pick, so that a retry finding nothing can still end the call with it.
-      if (failures !== undefined) failures[failures.length - 1]?.free(call.transport);
+      if (failures !== undefined) failures[failures.length - 1]?.free(call.transport, call);
       call.picked = state;
       return this.next.run(call);
     }

@@ -20,7 +20,7 @@ export interface FailedResult {
 export function failedResult(call: Call, error: unknown): FailedResult {
   const failures = call.failures;
   const records: readonly AttemptRecord[] = failures === undefined ? [] : failures.map((f) => f.record);
-  if (failures !== undefined) for (const f of failures) if (f !== error) f.free(call.transport);
+  if (failures !== undefined) for (const f of failures) if (f !== error) f.free(call.transport, call);
   call.failures = undefined; // a streaming result keeps the call: it must not keep the values too
   if (error instanceof AttemptFailure) {
     // A failing response is still fetch's answer; a plain value `classify` called a failure is not an answer.

@@ -4,9 +4,10 @@ import type { Clock } from '../util/clock.js';
 
 /**
  * Feeds the governance counters (retries, hedges, budget exhaustions, ejections, breaker transitions,
- * discovery errors) from the mesh's own events: observability is a subscriber (DESIGN.md). Only events
- * off the success path are used here; they already build a payload and are rare next to calls. Requests,
- * attempts and durations are counted in place, without events, since an event payload per call allocates.
+ * discovery errors) from the mesh's own events: observability is a subscriber (no global registry, no setup on
+ * import). Only events off the success path are used here; they already build a payload and are rare next to
+ * calls. Requests, attempts and durations are counted in place, without events, since an event payload per call
+ * allocates.
  *
  * @param metricsOf finds a service's metrics by name (undefined for a service the mesh does not know)
  */

@@ -119,9 +119,9 @@ export interface BreakerOutcome {
 }
 
 /**
- * An opossum circuit breaker for one endpoint, configured as DESIGN.md says: percentiles and snapshots
- * off, the shared rotation clock, `timeout: false` (our AbortSignal times attempts out), and opossum's
- * own abort controller unused (it would abort every call in flight on that breaker at once).
+ * An opossum circuit breaker for one endpoint, configured to stay cheap: percentiles and snapshots off
+ * (else about 28 ms per failure), the shared rotation clock, `timeout: false` (our AbortSignal times attempts
+ * out), and opossum's own abort controller unused (it would abort every call in flight on that breaker at once).
  *
  * How it is driven, and why:
  * - Closed: the call step already has each attempt's verdict, so it records it straight into opossum's

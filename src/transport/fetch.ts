@@ -51,8 +51,8 @@ export const fetchTransport: Transport = {
       ? { kind: 'response', response: value as unknown as Response, service, attempt }
       : { kind: 'value', value, service, attempt },
   retryAfterMs: (value) => (isResponseLike(value) ? parseRetryAfter(value.headers.get('retry-after'), Date.now()) : undefined),
-  discard: (value) => {
-    if (isResponseLike(value)) cancelBody(value);
+  discard: (value, owner) => {
+    if (isResponseLike(value)) cancelBody(value, owner);
   },
   streams: (value) => isResponseLike(value) && value.body !== null && value.body !== undefined,
   // fetch dials the endpoint itself; only a redirect reaches elsewhere, and an address then tells it apart.
@@ -84,7 +84,12 @@ export function planFetch(
     if (body === undefined && request.body !== null && request.body !== undefined) body = request.body;
   }
   if (init !== undefined) {
-    for (const key in init) if (!MESH_KEYS.has(key)) base[key] = (init as Record<string, unknown>)[key];
+    // An `undefined` member is absent, as WebIDL reads fetch's init: `{ method: undefined }` keeps the
+    // Request's own POST (copying it would turn the call into a GET, which then refuses the body).
+    for (const key in init) {
+      const value = (init as Record<string, unknown>)[key];
+      if (value !== undefined && !MESH_KEYS.has(key)) base[key] = value;
+    }
   }
   if (body !== undefined) base.body = body;
   const replayable = !isStreamBody(body);

@@ -1,4 +1,4 @@
-import type { Verdict } from './transport.js';
+import type { DrainOwner, Verdict } from './transport.js';
 
 /**
  * HTTP by shape, not by realm: undici's own `fetch` returns undici's `Response`, which is not an instance
@@ -91,10 +91,11 @@ export const DRAIN_MAX_MS = 5_000;
  * its end: a cancelled body closes the socket, and the next request opens a new one (a hedge loser per call
  * then means a connection per call). So the body is drained in the background, as undici's `body.dump()` does,
  * with larger bounds (a new connection costs more than a few MB read on a local network): up to
- * {@link DRAIN_MAX_BYTES} and {@link DRAIN_MAX_MS}, else it is cancelled. A body already being read (locked) is
- * left to its reader.
+ * {@link DRAIN_MAX_BYTES} and {@link DRAIN_MAX_MS}, else it is cancelled; its `owner` (the call's mesh) may
+ * cancel it sooner, on close(), as the drain holds a socket open. A body already being read (locked) is left
+ * to its reader.
  */
-export function cancelBody(response: ResponseLike): void {
+export function cancelBody(response: ResponseLike, owner?: DrainOwner): void {
   const body = response.body as ReadableStream<Uint8Array> | null | undefined;
   if (body === null || body === undefined) return;
   try {
@@ -104,29 +105,40 @@ export function cancelBody(response: ResponseLike): void {
       body.cancel().catch(noop);
       return;
     }
-    drain(body.getReader());
+    drain(body.getReader(), owner);
   } catch {
     // a foreign or broken body: nothing more to free
   }
 }
 
-function drain(reader: ReadableStreamDefaultReader<Uint8Array>): void {
+function drain(reader: ReadableStreamDefaultReader<Uint8Array>, owner: DrainOwner | undefined): void {
   let read = 0;
-  const stop = (): void => void reader.cancel().catch(noop);
+  let over = false;
+  let release: (() => void) | undefined;
+  const finish = (): void => {
+    if (over) return;
+    over = true;
+    clearTimeout(timer);
+    release?.();
+  };
+  const stop = (): void => {
+    finish();
+    reader.cancel().catch(noop);
+  };
   const timer = setTimeout(stop, DRAIN_MAX_MS);
   timer.unref?.();
+  release = owner?.holdDrain(stop); // may stop it at once (the mesh is closed)
+  if (over) return release?.();
   const pump = (): void => {
     reader.read().then(
       (chunk) => {
-        if (chunk.done) return clearTimeout(timer);
+        if (over) return;
+        if (chunk.done) return finish();
         read += chunk.value?.byteLength ?? 0;
-        if (read > DRAIN_MAX_BYTES) {
-          clearTimeout(timer);
-          return stop();
-        }
+        if (read > DRAIN_MAX_BYTES) return stop();
         pump();
       },
-      () => clearTimeout(timer),
+      finish,
     );
   };
   pump();

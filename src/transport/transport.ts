@@ -41,6 +41,15 @@ export type Outcome =
     };
 
 /**
+ * Whoever else may end a transport's background work on a discarded result (a body being drained) early: the
+ * call, for the mesh's close(). `holdDrain(stop)` is called as the work starts (`stop` ends it); the function
+ * it returns is called once the work is over, however it ended.
+ */
+export interface DrainOwner {
+  holdDrain(stop: () => void): () => void;
+}
+
+/**
  * The protocol seam. The generic call steps (`src/call/`) never look inside a result or an error: they ask
  * the transport. One instance serves every call of its kind; what differs per request is in {@link Exchange}.
  *
@@ -56,8 +65,11 @@ export interface Transport {
   outcomeOf(value: unknown, service: string, attempt: number): Outcome;
   /** How long the server asked to wait before a retry (`Retry-After`), in ms, or `undefined`. */
   retryAfterMs(value: unknown): number | undefined;
-  /** Frees a result the caller will never get (a response body is cancelled, so its connection is reused). */
-  discard(value: unknown): void;
+  /**
+   * Frees a result the caller will never get (a response body is drained, so its connection is reused). The
+   * `owner` (the call) can end such background work sooner: the mesh's close() does.
+   */
+  discard(value: unknown, owner?: DrainOwner): void;
   /** Whether a result goes on streaming after the call resolves (a body): the call's deadline and close() cover it. */
   streams(value: unknown): boolean;
   /** Whether `error` proves that the request never left for `endpoint` (safe to replay even when not idempotent). */

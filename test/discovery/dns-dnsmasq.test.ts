@@ -14,8 +14,8 @@ import { seededRng } from '../../src/util/random.js';
 import { freeDnsPort } from '../helpers/dns-server.js';
 
 /**
- * Against a real dnsmasq, configured as ../shared/fixtures/dns/dnsmasq.example.conf (copied to
- * test/fixtures/dns) on a free loopback port. Skipped when dnsmasq is not installed, unless
+ * Against a real dnsmasq, configured as test/fixtures/dns/dnsmasq.example.conf (a copy of the project's
+ * shared DNS fixture) on a free loopback port. Skipped when dnsmasq is not installed, unless
  * REQUIRE_DNSMASQ=1 (CI), which makes a missing dnsmasq a failure.
  */
 

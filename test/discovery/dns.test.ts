@@ -39,7 +39,7 @@ const config = (overrides: Partial<LookupConfig> = {}): LookupConfig => ({
   ...overrides,
 });
 
-/** The fixture of ../shared/fixtures/dns/dnsmasq.example.conf, on the test server. */
+/** The records of test/fixtures/dns/dnsmasq.example.conf, on the test server. */
 function usersZone(): void {
   dns.srv('_http._tcp.users', [
     { target: 'users-1.node.test', port: 8080, priority: 10, weight: 60 },

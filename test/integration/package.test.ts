@@ -3,9 +3,10 @@
 // `import('proxyless')` from child processes of the Node that runs this suite.
 //
 // The build goes to a scratch copy of the package, never to the work tree's dist/, so this suite does not race a
-// developer's `npm run build` or the CI's `check:package`.
+// developer's `npm run build` or the CI's `check:package`. The same holds for the fresh-clone check at the end: it
+// packs a copy of the checkout (without dist/), where `prepack` builds.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -76,6 +77,7 @@ afterAll(() => {
 describe('the packed package', () => {
   it('ships dist/index.js and dist/index.d.ts, and no sources or tests', () => {
     expect(packedFiles).toContain('package.json');
+    expect(packedFiles).toContain('LICENSE');
     expect(packedFiles).toContain('dist/index.js');
     expect(packedFiles).toContain('dist/index.d.ts');
     expect(packedFiles.filter((f) => /^(src|test|bench|examples)\//.test(f))).toEqual([]);
@@ -113,4 +115,47 @@ console.log(JSON.stringify({ createMesh: typeof createMesh, staticRegistry: type
     );
     expect(JSON.parse(node(file))).toEqual({ createMesh: 'function', staticRegistry: 'function' });
   });
+});
+
+/** The files of the checkout as a fresh clone has them: tracked, plus new files not ignored (no dist/, no node_modules). */
+function checkoutFiles(): string[] | undefined {
+  try {
+    return run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], root)
+      .split('\0')
+      .filter((f) => f !== '' && existsSync(join(root, f)));
+  } catch {
+    return undefined; // not a git checkout: the whole tree below is copied instead, minus what .gitignore lists
+  }
+}
+
+describe('npm pack on a fresh clone', () => {
+  // What `npm pack --dry-run` lists in a checkout with no dist/: `prepack` (npm run build) must run tsup first,
+  // or the tarball holds README.md and package.json only. A copy of the checkout, so the work tree's dist/ (if
+  // any) neither hides a missing prepack nor gets rebuilt under a developer's feet.
+  it('builds before packing and ships dist/index.js, dist/index.d.ts and LICENSE, and no sources or tests', () => {
+    const clone = mkdtempSync(join(tmpdir(), 'proxyless-clone-'));
+    try {
+      const files = checkoutFiles();
+      if (files) {
+        for (const f of files) {
+          mkdirSync(dirname(join(clone, f)), { recursive: true });
+          copyFileSync(join(root, f), join(clone, f));
+        }
+      } else {
+        const ignored = /^(node_modules|dist|coverage|docs|test-artifacts|\.git)$|\.tgz$/;
+        cpSync(root, clone, { recursive: true, filter: (src) => src === root || !ignored.test(src.slice(root.length + 1).split('/')[0]!) });
+      }
+      expect(existsSync(join(clone, 'dist'))).toBe(false);
+      symlinkSync(join(root, 'node_modules'), join(clone, 'node_modules'), 'dir');
+
+      // The build's own output comes first on stdout (lifecycle scripts write there); the JSON report follows.
+      const out = run('npm', ['pack', '--dry-run', '--json'], clone);
+      const report = JSON.parse(out.slice(out.search(/^\[$/m))) as Array<{ files: Array<{ path: string }> }>;
+      const paths = report[0]!.files.map((f) => f.path).sort();
+      expect(paths).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'dist/index.js', 'dist/index.d.ts']));
+      expect(paths.filter((f) => /^(src|test|bench|examples)\//.test(f))).toEqual([]);
+    } finally {
+      rmSync(clone, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

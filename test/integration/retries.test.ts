@@ -6,7 +6,7 @@ import { testScope } from '../helpers/scope.js';
 const { backend, mesh } = testScope();
 
 const quietRetry = { minDelayMs: 1, maxDelayMs: 5 };
-// Breakers and ejection are not what the idempotency checks measure: off there (see CLARIFICATIONS.md).
+// Breakers and ejection are not what the idempotency checks measure: off there, so they measure only what they mean to.
 const retryOnly = { retry: quietRetry, breaker: false, outlier: false } as const;
 
 describe('retries against real node:http backends', () => {

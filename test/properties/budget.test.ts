@@ -4,7 +4,7 @@
  *
  * The budget keeps its window in 10 slices (as Finagle's `WindowedAdder` does), so a token leaves the
  * window between 0.9 × ttl and ttl after it was made. The window bounds below are stated with that
- * granularity; see the edge cases at the end for what it means for CLARIFICATIONS.md's bound.
+ * granularity; see the edge cases at the end for what it means for the fault matrix's 503 bound.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -190,13 +190,13 @@ describe('RetryBudget (edge cases)', () => {
     expect(granted).toBeGreaterThanOrEqual(599);
   });
 
-  // CLARIFICATIONS.md's bound, `retries ≤ ratio × requests + minPerSecond × max(ttl, duration)`, is a
+  // The fault matrix's bound, `retries ≤ ratio × requests + minPerSecond × max(ttl, duration)`, is a
   // continuous approximation. Like Finagle's (a 10-slice WindowedAdder), this window lets a token leave
   // between 0.9 × ttl and ttl after it was made, so the reserve can renew once within one ttl: 100 failing
   // calls at t = 999 ms (end of the first slice) get 20 + 100 retries; those tokens leave at t = 10,000 ms,
   // when 100 more failing calls get 120 more: 240 retries for 200 calls in 9 s, where the approximation
   // allows 140. The bound that holds is the renewal form above; the fault-matrix row (1,000 calls within one
-  // ttl) meets CLARIFICATIONS.md's bound exactly.
+  // ttl) meets that bound exactly.
   it('the reserve renews after 0.9 × ttl at the earliest, as with Finagle\'s 10-slice window', () => {
     const p: Params = { ratio: 0.2, minPerSecond: 10, ttlMs: 10_000 };
     const { deposits, withdrawals, end } = run(p, [

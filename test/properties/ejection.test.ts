@@ -85,7 +85,7 @@ interface EndpointModel {
   activeSince: number;
 }
 
-/** Envoy's consecutive-failure detector with the ejection cap, as API.md and outlier.ts describe it. */
+/** Envoy's consecutive-failure detector with the ejection cap (one can always go), as outlier.ts describes it. */
 class Model {
   readonly eps: EndpointModel[];
   panicEvents = 0;

@@ -87,7 +87,7 @@ describe('fault matrix (child-process backends)', () => {
       const m = mesh({
         registry: staticRegistry({ api: [a.address, b.address, c.address] }),
         defaults: {
-          // balancer: the default, peak-EWMA (CLARIFICATIONS.md: a revived endpoint must get traffic again under it).
+          // balancer: the default, peak-EWMA (a revived endpoint restarts from a neutral cost: traffic again).
           breaker: { resetTimeoutMs: RESET_MS, volumeThreshold: 5, rollingWindowMs: 1_000 },
           outlier: { baseEjectionMs: 1_000, maxEjectionMs: 1_000 },
         },
@@ -231,7 +231,7 @@ describe('fault matrix (child-process backends)', () => {
     const backends = await startBackends(3, { kind: 'reset' });
     const m = mesh({
       registry: staticRegistry({ api: backends.map((b) => b.address) }),
-      // Breakers and ejection would only blur what this row measures (CLARIFICATIONS.md).
+      // Breakers and ejection would only blur what this row measures: off, so it measures only the retry rule.
       defaults: { breaker: false, outlier: false, retry: { minDelayMs: 1, maxDelayMs: 5 } },
     });
     let retries = 0;
@@ -254,7 +254,7 @@ describe('fault matrix (child-process backends)', () => {
     'Every backend returns 503: over 1,000 calls, attempts ≤ calls × (1 + ratio) + minPerSecond × max(ttl, duration).',
     async () => {
       const backends = await startBackends(3, { kind: 'status', status: 503 });
-      // The budget alone bounds the retries here: breakers and ejection off (CLARIFICATIONS.md), so every call may
+      // The budget alone bounds the retries here: breakers and ejection off (they would cut calls), so each call may
       // try to retry twice (default retries: 2) and only the budget says no. Retry and budget are the defaults.
       const RATIO = 0.2;
       const MIN_PER_SECOND = 10;

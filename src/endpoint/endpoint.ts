@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 
 /** One address of a logical service, as discovery reports it. Immutable. */
 export interface Endpoint {
@@ -78,6 +78,12 @@ export function hostProblem(host: unknown): string | undefined {
     if (label.length > 63) return 'a label is longer than 63 characters';
     if (!LABEL.test(label)) {
       return "it is not an IP address, and a host name's labels are letters, digits, '-' and '_' (no '-' first or last)";
+    }
+    // An `xn--` label must be punycode that decodes: Node 20 and 22 refuse `xn--a` in a URL, Node 24 keeps it
+    // as it is; refusing it everywhere gives one rule on every Node.
+    if (/^xn--/i.test(label)) {
+      const decoded = domainToUnicode(label);
+      if (decoded === '' || decoded.toLowerCase() === label.toLowerCase()) return 'it is not a valid internationalised (xn--) name';
     }
   }
   if (NUMERIC_LABEL.test(labels[labels.length - 1]!)) return 'it ends in a number but is not a dotted-quad IPv4 address';

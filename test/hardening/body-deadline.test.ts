@@ -1,15 +1,13 @@
 // Hardening, response bodies: what covers a mesh.fetch Response's body after the call resolved (defect 3),
 // and what becomes of the bodies of hedged attempts that lost (defect 16). Public API only, real node:http
 // backends on 127.0.0.1.
-import { spawn } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMesh, staticRegistry } from '../../src/index.js';
 import { startBackend, type Backend } from '../helpers/backends.js';
 import { guardProcess, settleWithin, until } from '../helpers/process-guard.js';
-import { root } from '../helpers/run-script.js';
+import { runScript } from '../helpers/run-script.js';
 
 type Mesh = ReturnType<typeof createMesh>;
 
@@ -303,27 +301,7 @@ describe('defect 16: the bodies of hedged attempts that lost', () => {
   });
 });
 
-interface ChildRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  out: string;
-}
-
 /** Runs the close-body child with `args`; kills it after `limitMs` (then `signal` is set). */
-function runChild(args: string[], limitMs: number): Promise<ChildRun> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/fixtures/hardening/close-body-child.ts'), ...args], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    const killer = setTimeout(() => child.kill('SIGKILL'), limitMs);
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.on('error', fail);
-    child.on('close', (code, signal) => {
-      clearTimeout(killer);
-      done({ code, signal, out });
-    });
-  });
+function runChild(args: string[], limitMs: number): ReturnType<typeof runScript> {
+  return runScript('test/fixtures/hardening/close-body-child.ts', limitMs, args);
 }

@@ -3,7 +3,8 @@ import { defineConfig } from 'tsup';
 // ESM only: Node >= 20.19 loads it from CommonJS through require(esm), and a dual build with this
 // stack breaks at runtime in ways publint and attw do not see.
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // One entry per subpath; shared code goes to a common chunk, so both entries see one mesh core.
+  entry: ['src/index.ts', 'src/undici.ts'],
   format: ['esm'],
   target: 'node20',
   platform: 'node',
@@ -11,6 +12,6 @@ export default defineConfig({
   dts: { compilerOptions: { ignoreDeprecations: '6.0' } },
   clean: true,
   sourcemap: true,
-  splitting: false,
+  splitting: true,
   treeshake: true,
 });

@@ -3,7 +3,12 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   // 'proxyless' (the examples' import) is the source, as tsconfig.json's `paths` makes it for tsc and tsx.
-  resolve: { alias: [{ find: /^proxyless$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) }] },
+  resolve: {
+    alias: [
+      { find: /^proxyless$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+      { find: /^proxyless\/undici$/, replacement: fileURLToPath(new URL('./src/undici.ts', import.meta.url)) },
+    ],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 20_000,

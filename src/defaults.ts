@@ -1,3 +1,4 @@
+import { resolveTls, type TlsPolicy } from './transport/tls.js';
 import { DEFAULT_OVERPROVISIONING_FACTOR } from './balancer/locality.js';
 import { DEFAULT_MAGLEV } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
@@ -55,7 +56,7 @@ export const DEFAULT_DISCOVERY = { refreshMs: 30_000, maxServices: 1_000, resolv
 export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): ResolvedPolicy {
   const pick = <K extends keyof Policy>(key: K): Policy[K] => (key in override ? override[key] : defaults[key]);
   const merged = <T extends object>(
-    key: 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge' | 'ringHash' | 'maglev' | 'slowStart' | 'locality',
+    key: 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge' | 'ringHash' | 'maglev' | 'slowStart' | 'locality' | 'tls',
   ): T | false | undefined => {
     const o = override[key];
     const d = defaults[key];
@@ -76,6 +77,8 @@ export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): Res
     classify: pick('classify'),
     unsent: pick('unsent'),
     hashHeader: pick('hashHeader')?.toLowerCase(),
+    tls: resolveTls(merged<TlsPolicy>('tls') || undefined),
+    host: pick('host') ?? 'endpoint',
     ringHash: { ...DEFAULT_RING_HASH, ...(merged<RingHashPolicy>('ringHash') || {}) },
     maglev: { ...DEFAULT_MAGLEV, ...(merged<MaglevPolicy>('maglev') || {}) },
     slowStart: resolveSlowStart(merged<SlowStartPolicy>('slowStart')),

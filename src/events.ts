@@ -134,8 +134,8 @@ export interface MeshEvents {
    * The call still settles; the mesh never crashes on it.
    */
   'callback-error': ServiceEvent & {
-    /** Which callback: `'classify'`, `'balancer'` or `'unsent'`. */
-    readonly callback: 'classify' | 'balancer' | 'unsent';
+    /** Which callback: `'classify'`, `'balancer'`, `'unsent'` or an `endpointClients` `'close'`. */
+    readonly callback: 'classify' | 'balancer' | 'unsent' | 'close';
     /** What it threw, or a `TypeError` describing a bad answer. */
     readonly error: unknown;
   };

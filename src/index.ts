@@ -1,4 +1,5 @@
 export { createMesh, type Mesh, type ServiceClient } from './mesh.js';
+export { endpointClients, type EndpointClients } from './endpoint-clients.js';
 export { staticRegistry, type StaticRegistry } from './discovery/static.js';
 export type { Registry } from './discovery/registry.js';
 export { dnsRegistry, type DnsRegistryOptions, type DnsMode } from './discovery/dns.js';
@@ -46,6 +47,7 @@ export type {
   MaglevPolicy,
   SlowStartPolicy,
   LocalityPolicy,
+  TlsPolicy,
   Outcome,
   Verdict,
   MeshRequestInit,

@@ -23,6 +23,9 @@ import { systemClock } from './util/clock.js';
 import { TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
 import { validateMeshOptions } from './validate.js';
+import { registerCore, type MeshCore } from './mesh-core.js';
+import type { Endpoint } from './endpoint/endpoint.js';
+import { serviceNameProblem } from './util/service-name.js';
 
 const CALL_KEYS = optionKeys();
 const FETCH_KEYS = optionKeys(FETCH_INIT_KEYS);
@@ -112,6 +115,8 @@ export function createMesh(options: MeshOptions): Mesh {
   const maxServices = options.discovery?.maxServices ?? DEFAULT_DISCOVERY.maxServices;
   const breakerClock = new BreakerClock();
   let closed = false;
+  const removedListeners = new Set<(service: string, removed: readonly Endpoint[]) => void>();
+  const closeListeners = new Set<() => void | Promise<void>>();
   subscribeMetrics(events, (name) => table.get(name)?.metrics, clock);
   // A stale discovery flag holds this long after the latest error: failing refreshes repeat well within it.
   const staleHoldMs = 2 * Math.max(options.discovery?.refreshMs ?? DEFAULT_DISCOVERY.refreshMs, 60_000);
@@ -126,6 +131,10 @@ export function createMesh(options: MeshOptions): Mesh {
         const first = !svc.ready;
         const { added, removed, updated } = svc.applyEndpoints(list);
         const changed = added.length > 0 || removed.length > 0 || updated.length > 0;
+        if (removed.length > 0 && removedListeners.size > 0) {
+          const endpoints = removed.map((s) => s.endpoint);
+          for (const listener of [...removedListeners]) listener(name, endpoints);
+        }
         if ((first || changed) && events.has('discovery-update')) {
           events.emit('discovery-update', {
             service: name,
@@ -250,8 +259,40 @@ export function createMesh(options: MeshOptions): Mesh {
       for (const list of attemptLists.values()) list.clear();
       for (const list of deadlineLists.values()) list.clear();
       events.removeAll();
+      const closing = [...closeListeners].map((listener) => Promise.resolve().then(listener));
+      closeListeners.clear();
+      removedListeners.clear();
+      await Promise.allSettled(closing);
       await registry.close?.();
     },
   };
+  const core: MeshCore = {
+    env,
+    service: serviceFor,
+    async knows(name) {
+      if (serviceNameProblem(name) !== undefined) return false;
+      if (Object.hasOwn(overrides, name)) return true;
+      const svc = table.get(name);
+      if (svc !== undefined && svc.ready && svc.size > 0) return true;
+      let known = false;
+      try {
+        known = (await discovery.load(name)).length > 0;
+      } catch {
+        known = false;
+      }
+      if (!known && table.get(name) === undefined) discovery.forget(name);
+      return known;
+    },
+    onRemoved(listener) {
+      removedListeners.add(listener);
+      return () => removedListeners.delete(listener);
+    },
+    onClose(listener) {
+      closeListeners.add(listener);
+      return () => closeListeners.delete(listener);
+    },
+    isClosed: () => closed,
+  };
+  registerCore(mesh, core);
   return mesh;
 }

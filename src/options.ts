@@ -1,3 +1,4 @@
+import type { TlsPolicy } from './transport/tls.js';
 import type { Balancer } from './balancer/balancer.js';
 import type { BalancerName } from './balancer/create.js';
 import type { Endpoint } from './endpoint/endpoint.js';
@@ -5,7 +6,7 @@ import type { Registry } from './discovery/registry.js';
 import type { BreakerPolicy } from './resilience/breaker.js';
 import type { OutlierPolicy } from './resilience/outlier.js';
 
-export type { BreakerPolicy, OutlierPolicy, Outcome, Verdict };
+export type { BreakerPolicy, OutlierPolicy, Outcome, Verdict, TlsPolicy };
 import type { Outcome, Verdict } from './transport/transport.js';
 import type { Clock } from './util/clock.js';
 import type { Rng } from './util/random.js';
@@ -118,6 +119,18 @@ export interface Policy {
    * @example { balancer: 'ring-hash', hashHeader: 'x-user-id' }
    */
   hashHeader?: string;
+  /**
+   * TLS for `https://service/...`: SNI, CAs and a client certificate (see {@link TlsPolicy}). Used by the undici
+   * dispatcher's pools, and by `mesh.fetch` through a dispatcher of this service's (undici, loaded when used).
+   * @example { tls: { servername: 'users.internal', ca: caPem, cert: clientPem, key: clientKeyPem } }
+   */
+  tls?: TlsPolicy;
+  /**
+   * The `Host` an attempt sends: `'endpoint'` (default) names the endpoint's `host:port`, as a direct call does;
+   * `'service'` sends the service name alone, the logical authority, as a sidecar does (virtual hosts behind
+   * it). fetch cannot set `Host` itself, so on `mesh.fetch` this goes through a dispatcher of this service's.
+   */
+  host?: 'service' | 'endpoint';
   /** Tuning of the `ring-hash` balancer. */
   ringHash?: RingHashPolicy;
   /** Tuning of the `maglev` balancer. */
@@ -264,6 +277,8 @@ export interface ResolvedPolicy {
   readonly unsent: ((error: unknown) => boolean) | undefined;
   /** Lower-cased header name, or undefined. */
   readonly hashHeader: string | undefined;
+  readonly tls: Readonly<TlsPolicy> | undefined;
+  readonly host: 'service' | 'endpoint';
   readonly ringHash: Required<RingHashPolicy>;
   readonly maglev: Required<MaglevPolicy>;
   readonly slowStart: false | Required<SlowStartPolicy>;

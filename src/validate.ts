@@ -1,3 +1,4 @@
+import { validateTls } from './transport/tls.js';
 import { checkBalancer } from './balancer/create.js';
 import { isPrime, MAX_MAGLEV_TABLE_SIZE } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
@@ -57,7 +58,7 @@ export function validateMeshOptions(options: MeshOptions): void {
 
 const POLICY_KEYS = new Set([
   'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'maxQueued', 'classify', 'unsent',
-  'hashHeader', 'ringHash', 'maglev', 'slowStart', 'locality',
+  'hashHeader', 'ringHash', 'maglev', 'slowStart', 'locality', 'tls', 'host',
 ]);
 
 /** Validates one policy object (also used for per-call `timeout`, `retry` and `hedge`). */
@@ -91,6 +92,10 @@ export function validatePolicy(p: Policy, at: string): void {
   integer(p.maxQueued, `${at}.maxQueued`, 0);
   if (p.classify !== undefined && typeof p.classify !== 'function') throw new TypeError(`${at}.classify must be a function`);
   if (p.unsent !== undefined && typeof p.unsent !== 'function') throw new TypeError(`${at}.unsent must be a function`);
+  validateTls(p.tls, `${at}.tls`);
+  if (p.host !== undefined && p.host !== 'service' && p.host !== 'endpoint') {
+    throw new TypeError(`${at}.host must be 'service' or 'endpoint'`);
+  }
   validateBalancing(p, at);
 }
 

@@ -1,7 +1,7 @@
 import type { Endpoint } from '../endpoint/endpoint.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { MeshClosedError, TimeoutError } from '../errors.js';
-import type { AttemptContext } from '../transport/attempt-context.js';
+import type { TransportAttempt } from '../transport/attempt-context.js';
 import type { Expiring, TimeoutList } from '../util/timeout-list.js';
 import type { AttemptEnd, Call, LiveAttempt } from './call.js';
 import { settle } from './settle.js';
@@ -14,13 +14,16 @@ import type { Step } from './step.js';
  * abort, close, hedge lost). The transport's promise may settle later; that late result is discarded (a late
  * Response has its body cancelled), as its signal was aborted.
  */
-export class Attempt implements AttemptContext, Expiring, LiveAttempt {
+export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
   readonly startedAt: number;
   /** When the attempt timeout fires; its place in the shared timeout list. */
   expiresAt: number;
   prev: Expiring | undefined;
   next: Expiring | undefined;
   private controller: AbortController | undefined;
+  /** The transport's own way to stop its work (see {@link TransportAttempt.onAbort}), instead of a signal. */
+  private canceller: ((reason: unknown) => void) | undefined;
+  private abortable = false;
   private abortReason: unknown;
   private done = false;
   private timeouts: TimeoutList | undefined;
@@ -56,9 +59,20 @@ export class Attempt implements AttemptContext, Expiring, LiveAttempt {
     return this.controller.signal;
   }
 
-  /** Whether the transport took this attempt's signal (only then can a streaming result be aborted). */
+  /** Whether the transport took this attempt's signal or canceller (only then can a streaming result be aborted). */
   get hasSignal(): boolean {
-    return this.controller !== undefined;
+    return this.abortable || this.controller !== undefined;
+  }
+
+  onAbort(cancel: (reason: unknown) => void): void {
+    this.abortable = true;
+    if (this.abortReason !== undefined) cancel(this.abortReason);
+    else this.canceller = cancel;
+  }
+
+  finished(): void {
+    this.canceller = undefined;
+    this.call.bodyDone(this);
   }
 
   get deadline(): number {
@@ -110,8 +124,12 @@ export class Attempt implements AttemptContext, Expiring, LiveAttempt {
 
   /** Aborts the signal of a finished attempt whose result still streams (the call stopped). */
   abort(reason: unknown): void {
+    if (this.abortReason !== undefined) return;
     this.abortReason = reason;
     this.controller?.abort(reason);
+    const cancel = this.canceller;
+    this.canceller = undefined;
+    cancel?.(reason);
   }
 
   /** The attempt timeout (called by the timeout list). */

@@ -148,6 +148,11 @@ export class Call implements Expiring, PickRequest, EventListenerObject, DrainOw
     this.winner = undefined;
   }
 
+  /** The winner's streaming result is over (a transport that knows when, the undici dispatcher, says so). */
+  bodyDone(source: ResultSource): void {
+    if (this.holdsBody && this.winner === source) this.release();
+  }
+
   /** The caller's signal aborted. */
   handleEvent(): void {
     this.stop(this.settings.signal!.reason);

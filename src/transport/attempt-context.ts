@@ -21,3 +21,19 @@ export interface AttemptContext {
 
 /** The function a call runs against one endpoint. */
 export type AttemptFn<T> = (endpoint: Endpoint, ctx: AttemptContext) => T | Promise<T>;
+
+/**
+ * What a transport of the mesh's own (the undici dispatcher) gets of an attempt beyond {@link AttemptContext}:
+ * a way to hear a stop without an `AbortSignal` (undici charges for reading one: a listener per request), and
+ * a way to say that a streaming result is over. Not part of the public API.
+ */
+export interface TransportAttempt extends AttemptContext {
+  /**
+   * `cancel` runs once when the attempt is aborted: timed out, hedged away, the caller's abort, the total
+   * deadline or `close()`; at once if it already was. For a result that streams, it also runs on such a stop
+   * after the call resolved, until {@link TransportAttempt.finished}.
+   */
+  onAbort(cancel: (reason: unknown) => void): void;
+  /** The streaming result is over (its body ended or failed): the call leaves its deadline list now. */
+  finished(): void;
+}

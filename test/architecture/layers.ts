@@ -10,7 +10,9 @@
  * - call: the ordered steps of one call;
  * - service: a service's health and stack;
  * - observe: snapshot, metrics, admin (they read services);
- * - mesh, then the entry points.
+ * - mesh (and its core, for adapters);
+ * - adapter: what runs calls through the core with a transport of its own (undici, clients per endpoint);
+ * - the entry points.
  */
 export const LAYERS: readonly (readonly [name: string, test: (path: string) => boolean])[] = [
   ['kernel', (p) => p.startsWith('src/util/') || ['src/errors.ts', 'src/events.ts', 'src/observe/emitter.ts', 'src/observe/histogram.ts', 'src/endpoint/endpoint.ts'].includes(p)],
@@ -22,7 +24,8 @@ export const LAYERS: readonly (readonly [name: string, test: (path: string) => b
   ['call', (p) => p.startsWith('src/call/')],
   ['service', (p) => ['src/service.ts', 'src/service-health.ts'].includes(p)],
   ['observe', (p) => p.startsWith('src/observe/')],
-  ['mesh', (p) => p === 'src/mesh.ts'],
+  ['mesh', (p) => p === 'src/mesh.ts' || p === 'src/mesh-core.ts'],
+  ['adapter', (p) => p.startsWith('src/undici/') || p === 'src/endpoint-clients.ts'],
   ['entry', (p) => /^src\/[a-z-]+\.ts$/.test(p)],
 ];
 

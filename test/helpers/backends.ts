@@ -10,6 +10,8 @@ export interface Backend {
   readonly address: string;
   /** Requests fully received, in order (method, url, body). */
   readonly seen: { method: string; url: string; body: string }[];
+  /** The server itself (to count connections, say). */
+  readonly server: http.Server;
   setHandler(handler: Handler): void;
   close(): Promise<void>;
 }
@@ -32,6 +34,7 @@ export async function startBackend(handler: Handler = (_req, res) => res.end('ok
     port,
     address: `127.0.0.1:${port}`,
     seen,
+    server,
     setHandler: (h) => {
       current = h;
     },

@@ -1,0 +1,86 @@
+import { Call } from '../call/call.js';
+import { callSettings, type CallSettings } from '../call/settings.js';
+import type { Endpoint } from '../endpoint/endpoint.js';
+import type { MeshCore } from '../mesh-core.js';
+import type { Service } from '../service.js';
+import type { TransportAttempt } from '../transport/attempt-context.js';
+import { IDEMPOTENT_METHODS } from '../transport/http.js';
+import { requestHeader, withHeader, type RequestHeaders } from './headers.js';
+import type { AttemptResponse } from './response.js';
+import { sinkFor, type AnyHandler } from './sink.js';
+import { undiciTransport } from './transport.js';
+
+/** The members of undici's `DispatchOptions` the mesh reads; the rest passes through to the pool as it is. */
+export interface DispatchOptions {
+  origin?: string | URL;
+  path: string;
+  method?: string;
+  headers?: RequestHeaders;
+  body?: unknown;
+  idempotent?: boolean;
+  upgrade?: string | null;
+  [key: string]: unknown;
+}
+
+/** Sends one attempt: dispatches `opts` to `endpoint` with a fresh handler, and resolves with its response. */
+export type SendAttempt = (endpoint: Endpoint, opts: DispatchOptions, attempt: TransportAttempt) => Promise<AttemptResponse>;
+
+/**
+ * Per service, the settings of a request without a hash key, by (idempotent, replayable): built once, not per
+ * request. A WeakMap, so a service retired by the mesh takes its entry with it.
+ */
+const settingsCache = new WeakMap<Service, (CallSettings | undefined)[]>();
+
+function settingsFor(svc: Service, idempotent: boolean, replayable: boolean, hashKey: string | undefined): CallSettings {
+  if (hashKey !== undefined) return callSettings(svc.policy, {}, undefined, hashKey, idempotent, replayable);
+  let cached = settingsCache.get(svc);
+  if (cached === undefined) settingsCache.set(svc, (cached = []));
+  const slot = (idempotent ? 1 : 0) + (replayable ? 2 : 0);
+  return (cached[slot] ??= callSettings(svc.policy, {}, undefined, undefined, idempotent, replayable));
+}
+
+/**
+ * Whether a request body can be sent again: text and bytes can; a stream, an async iterable or anything else
+ * is read once, so such a request is never replayed or hedged (as for mesh.fetch).
+ */
+function replayableBody(body: unknown): boolean {
+  return body === undefined || body === null || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer;
+}
+
+/**
+ * One undici dispatch run as a mesh call: the origin's hostname is the service; each attempt goes to the
+ * endpoint the mesh picks, through `send`. The idempotency rule is the method's (RFC 9110), or undici's own
+ * `idempotent` option when the caller set it. The caller's handler is told of the call's result only, never
+ * of a retried or hedged-away attempt. The caller's abort (its signal, fetch's abort) stops the call.
+ */
+export function dispatchThroughMesh(core: MeshCore, service: string, opts: DispatchOptions, handler: AnyHandler, send: SendAttempt): boolean {
+  let call: Call | undefined;
+  let stopped: unknown;
+  const sink = sinkFor(handler, (reason) => {
+    if (call !== undefined) call.stop(reason);
+    else stopped ??= reason;
+  });
+  let svc: Service;
+  try {
+    if (opts.upgrade) throw new TypeError('proxyless/undici: upgrade and CONNECT requests do not go through the mesh');
+    svc = core.service(service);
+  } catch (error) {
+    sink.begin();
+    sink.error(error);
+    return true;
+  }
+  const policy = svc.policy;
+  const method = typeof opts.method === 'string' ? opts.method.toUpperCase() : 'GET';
+  const idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : IDEMPOTENT_METHODS.has(method);
+  const hashKey = policy.hashHeader === undefined ? undefined : requestHeader(opts.headers, policy.hashHeader);
+  const settings = settingsFor(svc, idempotent, replayableBody(opts.body), hashKey);
+  const attemptOpts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', service) } : opts;
+  call = new Call(core.env, svc, settings, undiciTransport, (endpoint, ctx) => send(endpoint, attemptOpts, ctx as TransportAttempt));
+  sink.begin();
+  if (stopped !== undefined) call.stop(stopped); // aborted while being handed its abort: nothing is sent
+  svc.stack.run(call).then(
+    (value) => (value as AttemptResponse).commit(sink),
+    (error: unknown) => sink.error(error),
+  );
+  return true;
+}

@@ -1,0 +1,191 @@
+import { objectToRaw, rawToObject } from './headers.js';
+import type { AttemptResponse, Sink, UndiciController } from './response.js';
+
+/** A handler of undici's legacy API (what `request()` and `fetch` hand a dispatcher on undici 7). */
+export interface LegacyHandler {
+  onConnect?(abort: (reason?: unknown) => void, context?: object): void;
+  onHeaders?(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage?: string): boolean | void;
+  onData?(chunk: Buffer): boolean | void;
+  onComplete?(trailers: Buffer[]): void;
+  onError?(error: unknown): void;
+}
+
+/** A handler of undici's new API (undici 8, and what an interceptor gets on 7). */
+export interface ModernHandler {
+  onRequestStart?(controller: UndiciController & MeshControllerState, context: object): void;
+  onResponseStart?(controller: UndiciController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void;
+  onResponseData?(controller: UndiciController, chunk: Buffer): void;
+  onResponseEnd?(controller: UndiciController, trailers: Record<string, string | string[] | undefined>): void;
+  onResponseError?(controller: UndiciController, error: unknown): void;
+}
+
+export type AnyHandler = LegacyHandler & ModernHandler;
+
+interface MeshControllerState {
+  readonly aborted: boolean;
+  readonly paused: boolean;
+  readonly reason: unknown;
+}
+
+/**
+ * The caller's side of one dispatch, in the caller's handler API: it starts the request (hands the caller
+ * its abort), and takes the call's result or its error. A handler that throws aborts its request, as undici's
+ * core does; exactly one of end or error reaches it.
+ */
+export abstract class CallerSink implements Sink {
+  protected response: AttemptResponse | undefined;
+  private over = false;
+
+  constructor(private readonly stop: (reason: unknown) => void) {}
+
+  /** The caller aborted (its signal, or fetch's own abort). */
+  protected abortRequested(reason: unknown): void {
+    this.stop(reason ?? new Error('request aborted'));
+  }
+
+  start(response: AttemptResponse): boolean {
+    this.response = response;
+    return this.guard(() => this.deliverStart(response));
+  }
+
+  data(chunk: Buffer): boolean {
+    if (this.over) return true;
+    return this.guard(() => this.deliverData(chunk));
+  }
+
+  end(response: AttemptResponse): void {
+    if (this.over) return;
+    this.over = true;
+    this.guard(() => this.deliverEnd(response));
+  }
+
+  error(error: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    try {
+      this.deliverError(error);
+    } catch {
+      // the handler's own error path threw: nothing is left to tell it
+    }
+  }
+
+  /** Hands the caller its way to abort; call first, before anything is sent. */
+  abstract begin(): void;
+  protected abstract deliverStart(response: AttemptResponse): boolean;
+  protected abstract deliverData(chunk: Buffer): boolean;
+  protected abstract deliverEnd(response: AttemptResponse): void;
+  protected abstract deliverError(error: unknown): void;
+
+  /** A handler that throws gets that error at once, and nothing after; its response's connection is aborted. */
+  private guard(deliver: () => boolean | void): boolean {
+    try {
+      return deliver() !== false;
+    } catch (error) {
+      this.error(error);
+      if (this.response?.streaming) this.response.abort(error);
+      return false;
+    }
+  }
+}
+
+export class LegacySink extends CallerSink {
+  constructor(
+    private readonly handler: LegacyHandler,
+    stop: (reason: unknown) => void,
+  ) {
+    super(stop);
+  }
+
+  begin(): void {
+    this.handler.onConnect?.((reason?: unknown) => this.abortRequested(reason));
+  }
+
+  protected deliverStart(r: AttemptResponse): boolean {
+    const raw = r.rawHeaders ?? objectToRaw(r.headersObject);
+    return this.handler.onHeaders?.(r.statusCode, raw, () => r.resume(), r.statusMessage) !== false;
+  }
+
+  protected deliverData(chunk: Buffer): boolean {
+    return this.handler.onData?.(chunk) !== false;
+  }
+
+  protected deliverEnd(r: AttemptResponse): void {
+    this.handler.onComplete?.(r.rawTrailers ?? objectToRaw(r.trailersObject));
+  }
+
+  protected deliverError(error: unknown): void {
+    this.handler.onError?.(error);
+  }
+}
+
+/** The controller a new-API caller gets: pause and resume reach the response's connection. */
+class MeshController implements UndiciController, MeshControllerState {
+  paused = false;
+  aborted = false;
+  reason: unknown = undefined;
+
+  constructor(private readonly sink: ModernSink) {}
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.sink.requestAbort(reason);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.sink.resumeResponse();
+  }
+}
+
+export class ModernSink extends CallerSink {
+  private readonly controller = new MeshController(this);
+
+  constructor(
+    private readonly handler: ModernHandler,
+    stop: (reason: unknown) => void,
+  ) {
+    super(stop);
+  }
+
+  begin(): void {
+    this.handler.onRequestStart?.(this.controller, {});
+  }
+
+  requestAbort(reason: unknown): void {
+    this.abortRequested(reason);
+  }
+
+  resumeResponse(): void {
+    this.response?.resume();
+  }
+
+  protected deliverStart(r: AttemptResponse): boolean {
+    this.handler.onResponseStart?.(this.controller, r.statusCode, r.headersObject ?? rawToObject(r.rawHeaders), r.statusMessage);
+    return !this.controller.paused;
+  }
+
+  protected deliverData(chunk: Buffer): boolean {
+    this.handler.onResponseData?.(this.controller, chunk);
+    return !this.controller.paused;
+  }
+
+  protected deliverEnd(r: AttemptResponse): void {
+    this.handler.onResponseEnd?.(this.controller, r.trailersObject ?? rawToObject(r.rawTrailers));
+  }
+
+  protected deliverError(error: unknown): void {
+    this.handler.onResponseError?.(this.controller, error);
+  }
+}
+
+/** The sink for `handler`, in the API it speaks (the new one when it has `onRequestStart`, as undici decides). */
+export function sinkFor(handler: AnyHandler, stop: (reason: unknown) => void): CallerSink {
+  return typeof handler.onRequestStart === 'function' ? new ModernSink(handler, stop) : new LegacySink(handler, stop);
+}

@@ -18,7 +18,7 @@ import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
 import type { CallOptions, MeshOptions, MeshRequestInit, Policy } from './options.js';
 import { Service } from './service.js';
 import { ServiceTable } from './service-table.js';
-import { FETCH_INIT_KEYS, headerValue, planFetch } from './transport/fetch.js';
+import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough } from './transport/fetch.js';
 import { systemClock } from './util/clock.js';
 import { TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
@@ -206,7 +206,8 @@ export function createMesh(options: MeshOptions): Mesh {
       const hashHeader = svc.policy.hashHeader;
       const hashKey = init?.hashKey ?? (hashHeader === undefined ? undefined : headerValue(input, init, hashHeader));
       const settings = callSettings(svc.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
-      return svc.stack.run(new Call(env, svc, settings, plan.transport, plan.send)) as Promise<Response>;
+      const send = svc.fetchDispatcher === undefined ? plan.send : sendThrough(fetchImpl, plan, svc.fetchDispatcher);
+      return svc.stack.run(new Call(env, svc, settings, plan.transport, send)) as Promise<Response>;
     } catch (error) {
       return Promise.reject(error);
     }

@@ -18,6 +18,7 @@ import { LatencyWindow } from './resilience/latency-window.js';
 import { ServiceMetrics } from './observe/service-metrics.js';
 import type { Rng } from './util/random.js';
 import { ServiceHealth, type HealthDeps } from './service-health.js';
+import { ServiceDispatcher } from './transport/fetch-dispatcher.js';
 
 /** Shared by every service of a mesh. */
 export interface ServiceDeps extends HealthDeps {
@@ -52,6 +53,8 @@ export class Service implements CallTarget {
   active = 0;
   /** Where calls wait for a slot when the bulkhead is full and `maxQueued` > 0. */
   readonly queue: BulkheadQueue | undefined;
+  /** mesh.fetch's dispatcher, when the policy's `tls` or `host: 'service'` needs one. */
+  readonly fetchDispatcher: ServiceDispatcher | undefined;
   /** When the latest call was admitted (clock reading): the idlest service is retired first. */
   lastCallAt = 0;
   /** Calls started, and how they ended. */
@@ -97,6 +100,7 @@ export class Service implements CallTarget {
     });
     if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow = new LatencyWindow();
     this.plainSettings = plainSettings(policy);
+    this.fetchDispatcher = ServiceDispatcher.wanted(policy) ? new ServiceDispatcher(name, policy) : undefined;
     this.custom = !isBalancerName(spec);
   }
 
@@ -161,6 +165,7 @@ export class Service implements CallTarget {
   /** Stops every breaker's timers (the mesh is closing). */
   close(error: unknown): void {
     this.queue?.clear(error);
+    void this.fetchDispatcher?.close();
     for (const state of this.endpoints.states) this.health.detach(state);
   }
 

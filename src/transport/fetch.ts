@@ -37,6 +37,11 @@ export interface FetchPlan extends Exchange<Response> {
   readonly service: string;
   /** The caller's signal: `init.signal`, else the Request's own. */
   readonly signal: AbortSignal | undefined;
+  /** `http://` or `https://`, and the path and query: each attempt puts an endpoint's authority between. */
+  readonly prefix: string;
+  readonly rest: string;
+  /** The init every attempt sends, less its signal. */
+  readonly base: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -99,7 +104,26 @@ export function planFetch(
   const signal = init?.signal ?? request?.signal ?? undefined;
   const send: AttemptFn<Response> = (endpoint, ctx) =>
     fetchImpl(prefix + authority(endpoint.host, endpoint.port) + rest, { ...base, signal: ctx.signal } as RequestInit);
-  return { transport: fetchTransport, service, send, idempotent, replayable, signal };
+  return { transport: fetchTransport, service, send, idempotent, replayable, signal, prefix, rest, base };
+}
+
+/**
+ * The attempts of `plan` through a dispatcher of the service's (its `tls`, its `Host`: see ServiceDispatcher),
+ * unless the caller brought a `dispatcher` of its own, which wins. The first attempt may wait for it to be made.
+ */
+export function sendThrough(
+  fetchImpl: (input: string, init: RequestInit) => Promise<Response>,
+  plan: FetchPlan,
+  dispatcher: { get(): object | Promise<object> },
+): AttemptFn<Response> {
+  if (plan.base.dispatcher !== undefined) return plan.send;
+  const { prefix, rest, base } = plan;
+  return (endpoint, ctx) => {
+    const url = prefix + authority(endpoint.host, endpoint.port) + rest;
+    const d = dispatcher.get();
+    if (!(d instanceof Promise)) return fetchImpl(url, { ...base, signal: ctx.signal, dispatcher: d } as RequestInit);
+    return d.then((ready) => fetchImpl(url, { ...base, signal: ctx.signal, dispatcher: ready } as RequestInit));
+  };
 }
 
 /**

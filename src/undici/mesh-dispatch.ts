@@ -5,7 +5,7 @@ import type { MeshCore } from '../mesh-core.js';
 import type { Service } from '../service.js';
 import type { TransportAttempt } from '../transport/attempt-context.js';
 import { IDEMPOTENT_METHODS } from '../transport/http.js';
-import { requestHeader, withHeader, type RequestHeaders } from './headers.js';
+import { requestHeader, withHeader, type RequestHeaders } from '../transport/request-headers.js';
 import type { AttemptResponse } from './response.js';
 import { sinkFor, type AnyHandler } from './sink.js';
 import { undiciTransport } from './transport.js';

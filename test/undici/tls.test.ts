@@ -122,3 +122,44 @@ describe('per-service TLS through meshDispatcher', () => {
     expect(() => createMesh({ registry, defaults: { host: 'logical' as never } })).toThrow(/defaults\.host must be 'service' or 'endpoint'/);
   });
 });
+
+describe("per-service TLS and Host on mesh.fetch (a dispatcher of the service's)", () => {
+  it('verifies users.internal against an IP endpoint, and sends Host: users with host: service', async () => {
+    const p = pki();
+    const b = await tlsBackend('users', { ...p.server(['users.internal']) });
+    const m = meshFor(b, { tls: { servername: 'users.internal', ca: p.ca }, host: 'service' });
+    for (let i = 0; i < 2; i++) {
+      const res = await m.fetch('https://users/v1/me');
+      expect([res.status, await res.text()]).toEqual([200, 'users']);
+    }
+    expect([b.lastServername, b.lastHost]).toEqual(['users.internal', 'users']);
+  });
+
+  it('a wrong servername fails with a certificate error; mTLS needs the client certificate', async () => {
+    const p = pki();
+    const b = await tlsBackend('users', { ...p.server(['users.internal']), ca: p.ca, requireClientCert: true });
+    const wrong = meshFor(b, { tls: { servername: 'wrong.internal', ca: p.ca } });
+    const error = await wrong.fetch('https://users/').catch((e: unknown) => e);
+    expect(String((error as Error).message) + String((error as { cause?: Error }).cause?.message)).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID|altnames/);
+    const client = p.client('billing');
+    const withCert = meshFor(b, { tls: { servername: 'users.internal', ca: p.ca, cert: client.cert, key: client.key } });
+    const res = await withCert.fetch('https://users/');
+    expect(res.status).toBe(200);
+    await res.text();
+    expect(b.lastClientCN).toBe('billing');
+    const without = meshFor(b, { tls: { servername: 'users.internal', ca: p.ca } });
+    await expect(without.fetch('https://users/')).rejects.toBeInstanceOf(Error);
+  });
+
+  it("host: 'service' on plain http sends the service name as Host", async () => {
+    const { startBackend } = await import('../helpers/backends.js');
+    const hosts: string[] = [];
+    const b = await startBackend((req, res) => (hosts.push(String(req.headers.host)), res.end('ok')));
+    open.push(b);
+    const m = createMesh({ registry: staticRegistry({ users: [b.address] }), services: { users: { host: 'service' } } });
+    open.push(m);
+    const res = await m.fetch('http://users/x');
+    await res.text();
+    expect(hosts).toEqual(['users']);
+  });
+});

@@ -23,7 +23,7 @@ export interface EndpointClients<C> {
  *
  * @example
  * const clients = endpointClients(mesh, 'users', (ep) => new UsersClient(`${ep.host}:${ep.port}`, creds), (c) => c.close());
- * await mesh.call('users', (ep, { signal }) => clients.get(ep).getUser({ id }, { signal }), { idempotent: true });
+ * await mesh.call('users', (ep, ctx) => getUser(clients.get(ep), { id }, { deadline: Math.min(ctx.deadline, Date.now() + ATTEMPT_MS) }), { idempotent: true });
  */
 export function endpointClients<C>(
   mesh: Mesh,

@@ -1,7 +1,7 @@
 import type { Endpoint } from '../endpoint/endpoint.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { MeshClosedError, TimeoutError } from '../errors.js';
-import type { TransportAttempt } from '../transport/attempt-context.js';
+import { LATER, type Abortable, type TransportAttempt } from '../transport/attempt-context.js';
 import type { Expiring, TimeoutList } from '../util/timeout-list.js';
 import type { AttemptEnd, Call, LiveAttempt } from './call.js';
 import { settle } from './settle.js';
@@ -22,7 +22,7 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
   next: Expiring | undefined;
   private controller: AbortController | undefined;
   /** The transport's own way to stop its work (see {@link TransportAttempt.onAbort}), instead of a signal. */
-  private canceller: ((reason: unknown) => void) | undefined;
+  private canceller: Abortable | undefined;
   private abortable = false;
   private abortReason: unknown;
   private done = false;
@@ -64,10 +64,26 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
     return this.abortable || this.controller !== undefined;
   }
 
-  onAbort(cancel: (reason: unknown) => void): void {
+  get request(): unknown {
+    return this.call.request;
+  }
+
+  onAbort(target: Abortable): void {
     this.abortable = true;
-    if (this.abortReason !== undefined) cancel(this.abortReason);
-    else this.canceller = cancel;
+    if (this.abortReason !== undefined) target.abort(this.abortReason);
+    else this.canceller = target;
+  }
+
+  answer(value: unknown): void {
+    this.end('value', value);
+  }
+
+  get won(): boolean {
+    return this.call.winner === this;
+  }
+
+  fail(error: unknown): void {
+    this.end('error', error);
   }
 
   finished(): void {
@@ -106,6 +122,7 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
       } catch (error) {
         return this.end('error', error);
       }
+      if (result === LATER) return; // the transport answers through answer() or fail()
       if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
         (result as Promise<unknown>).then(
           (value) => this.end('value', value),
@@ -129,7 +146,7 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
     this.controller?.abort(reason);
     const cancel = this.canceller;
     this.canceller = undefined;
-    cancel?.(reason);
+    cancel?.abort(reason);
   }
 
   /** The attempt timeout (called by the timeout list). */

@@ -94,6 +94,8 @@ export class Call implements Expiring, PickRequest, EventListenerObject, DrainOw
   recovery: ((call: Call, failure: unknown) => Promise<unknown>) | undefined;
   /** The rest of the stack below the step that armed the recovery. */
   recoveryNext: { run(call: Call): Promise<unknown> } | undefined;
+  /** What the transport planned for this call, read by its attempts (the undici path's dispatch options). */
+  request: unknown = undefined;
   private holdsBody = false;
   private wake: ((reason: unknown) => void) | undefined;
   private sleepCtl: AbortController | undefined;

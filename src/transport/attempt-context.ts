@@ -22,18 +22,41 @@ export interface AttemptContext {
 /** The function a call runs against one endpoint. */
 export type AttemptFn<T> = (endpoint: Endpoint, ctx: AttemptContext) => T | Promise<T>;
 
+/** What a transport's own stop handler is: the attempt calls `abort` once (see {@link TransportAttempt.onAbort}). */
+export interface Abortable {
+  abort(reason: unknown): void;
+}
+
+/**
+ * Returned by a transport's send instead of a promise: the result comes later through
+ * {@link TransportAttempt.answer} or {@link TransportAttempt.fail}, which spares a promise and two reactions per
+ * attempt on the undici path.
+ */
+export const LATER: unique symbol = Symbol('proxyless.later');
+
 /**
  * What a transport of the mesh's own (the undici dispatcher) gets of an attempt beyond {@link AttemptContext}:
- * a way to hear a stop without an `AbortSignal` (undici charges for reading one: a listener per request), and
- * a way to say that a streaming result is over. Not part of the public API.
+ * a way to hear a stop without an `AbortSignal` (undici charges for reading one: a listener per request), a way
+ * to hand in its result without a promise, and a way to say that a streaming result is over. Not public API.
  */
 export interface TransportAttempt extends AttemptContext {
+  /** What the transport planned for this call (the dispatch options of the undici path). */
+  readonly request: unknown;
   /**
-   * `cancel` runs once when the attempt is aborted: timed out, hedged away, the caller's abort, the total
+   * `target.abort` runs once when the attempt is aborted: timed out, hedged away, the caller's abort, the total
    * deadline or `close()`; at once if it already was. For a result that streams, it also runs on such a stop
    * after the call resolved, until {@link TransportAttempt.finished}.
    */
-  onAbort(cancel: (reason: unknown) => void): void;
+  onAbort(target: Abortable): void;
+  /**
+   * The attempt's result, when send returned {@link LATER}. It is classified at once: when this returns, `won`
+   * says whether the call will resolve with it.
+   */
+  answer(value: unknown): void;
+  /** Whether this attempt's result is the call's (a success that won); set by {@link TransportAttempt.answer}. */
+  readonly won: boolean;
+  /** The attempt's error, when send returned {@link LATER}. */
+  fail(error: unknown): void;
   /** The streaming result is over (its body ended or failed): the call leaves its deadline list now. */
   finished(): void;
 }

@@ -2,12 +2,12 @@ import type { Dispatcher, Pool } from 'undici';
 import { authority, type Endpoint } from '../endpoint/endpoint.js';
 import { meshCore, type MeshCore } from '../mesh-core.js';
 import type { Mesh } from '../mesh.js';
-import type { TransportAttempt } from '../transport/attempt-context.js';
+import { LATER } from '../transport/attempt-context.js';
 import { parseServiceUrl } from '../transport/service-url.js';
 import { tlsConnectOptions } from '../transport/tls.js';
 import { dispatchThroughMesh, type DispatchOptions, type SendAttempt } from './mesh-dispatch.js';
 import { responseFactory, RouteCache, type ResponseFactory, type UndiciModule } from './module.js';
-import type { AnyHandler } from './sink.js';
+import type { AnyHandler, CallerSink } from './sink.js';
 import { sinkFor } from './sink.js';
 import { EndpointGoneError } from './transport.js';
 
@@ -52,7 +52,9 @@ interface EndpointPool {
  * closes. A pool is made only for an endpoint the service still lists, so a late attempt cannot leak one.
  */
 class PoolSet {
-  private readonly pools = new Map<string, EndpointPool>();
+  /** By scheme, service and endpoint id: nested maps on strings that keep their hash, no key built per attempt. */
+  private readonly pools: Record<'http:' | 'https:', Map<string, Map<string, EndpointPool>>> = { 'http:': new Map(), 'https:': new Map() };
+  private count = 0;
 
   constructor(
     private readonly undici: UndiciModule,
@@ -61,9 +63,9 @@ class PoolSet {
   ) {}
 
   get(service: string, scheme: 'http:' | 'https:', endpoint: Endpoint): EndpointPool {
-    const key = `${service}\n${scheme}\n${endpoint.id}`;
-    let entry = this.pools.get(key);
-    if (entry !== undefined) return entry;
+    let byId = this.pools[scheme].get(service);
+    const found = byId?.get(endpoint.id);
+    if (found !== undefined) return found;
     const svc = this.core.service(service);
     if (svc.endpoints.get(endpoint.id) === undefined) throw new EndpointGoneError(endpoint);
     const options: Pool.Options = { ...this.options };
@@ -75,32 +77,40 @@ class PoolSet {
       // request names the servername itself, so the certificate is still checked against the policy's.
       if (svc.policy.host === 'service') servername = tls.servername;
     }
-    entry = { pool: new this.undici.Pool(`${scheme}//${authority(endpoint.host, endpoint.port)}`, options), servername };
-    this.pools.set(key, entry);
+    const entry: EndpointPool = { pool: new this.undici.Pool(`${scheme}//${authority(endpoint.host, endpoint.port)}`, options), servername };
+    if (byId === undefined) this.pools[scheme].set(service, (byId = new Map()));
+    byId.set(endpoint.id, entry);
+    this.count++;
     return entry;
   }
 
   /** Discovery removed these endpoints: their pools close once their requests are done. */
   removed(service: string, endpoints: readonly Endpoint[]): void {
-    for (const endpoint of endpoints) {
-      for (const scheme of ['http:', 'https:']) {
-        const key = `${service}\n${scheme}\n${endpoint.id}`;
-        const entry = this.pools.get(key);
+    for (const scheme of ['http:', 'https:'] as const) {
+      const byId = this.pools[scheme].get(service);
+      if (byId === undefined) continue;
+      for (const endpoint of endpoints) {
+        const entry = byId.get(endpoint.id);
         if (entry === undefined) continue;
-        this.pools.delete(key);
+        byId.delete(endpoint.id);
+        this.count--;
         entry.pool.close().catch(noop);
       }
     }
   }
 
   async end(how: 'close' | 'destroy'): Promise<void> {
-    const all = [...this.pools.values()];
-    this.pools.clear();
-    await Promise.allSettled(all.map(({ pool }) => (how === 'close' ? pool.close() : pool.destroy())));
+    const all: Pool[] = [];
+    for (const scheme of ['http:', 'https:'] as const) {
+      for (const byId of this.pools[scheme].values()) for (const entry of byId.values()) all.push(entry.pool);
+      this.pools[scheme].clear();
+    }
+    this.count = 0;
+    await Promise.allSettled(all.map((pool) => (how === 'close' ? pool.close() : pool.destroy())));
   }
 
   get size(): number {
-    return this.pools.size;
+    return this.count;
   }
 }
 
@@ -130,12 +140,13 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
       this.#pools = new PoolSet(undici, this.#core, options);
       const sendVia =
         (scheme: 'http:' | 'https:'): SendAttempt =>
-        (endpoint, opts, attempt) => {
-          const { pool, servername } = this.#pools.get((attempt as TransportAttempt).service, scheme, endpoint);
+        (endpoint, attempt) => {
+          const { pool, servername } = this.#pools.get(attempt.service, scheme, endpoint);
+          const opts = (attempt.request as CallerSink).opts as Dispatcher.DispatchOptions;
           const response = makeResponse(attempt);
-          const sent = servername === undefined ? opts : { ...opts, servername };
-          pool.dispatch(sent as Dispatcher.DispatchOptions, response as unknown as Dispatcher.DispatchHandler);
-          return response.promise;
+          const sent = servername === undefined ? opts : ({ ...opts, servername } as Dispatcher.DispatchOptions);
+          pool.dispatch(sent, response as unknown as Dispatcher.DispatchHandler);
+          return LATER;
         };
       this.#send = { 'http:': sendVia('http:'), 'https:': sendVia('https:') };
       this.#unsubscribe = [
@@ -152,7 +163,7 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
       const h = handler as unknown as AnyHandler;
       const route = this.#routes.read(opts.origin);
       if (this.#closed || route === undefined) {
-        const sink = sinkFor(h, noop);
+        const sink = sinkFor(h);
         sink.begin();
         sink.error(this.#closed ? closedError() : originError(opts.origin));
         return true;

@@ -2,10 +2,11 @@ import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { authority } from '../endpoint/endpoint.js';
 import { meshCore } from '../mesh-core.js';
+import { LATER } from '../transport/attempt-context.js';
 import type { Mesh } from '../mesh.js';
 import { dispatchThroughMesh, type DispatchOptions, type SendAttempt } from './mesh-dispatch.js';
 import { responseFactory, RouteCache, type Route, type UndiciModule } from './module.js';
-import type { AnyHandler } from './sink.js';
+import type { AnyHandler, CallerSink } from './sink.js';
 
 /** How long "not a service" is believed before discovery is asked again. */
 const UNKNOWN_TTL_MS = 30_000;
@@ -62,11 +63,11 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
     return (dispatch) => {
       const sendVia =
         (scheme: 'http:' | 'https:'): SendAttempt =>
-        (endpoint, opts, attempt) => {
+        (endpoint, attempt) => {
           const response = makeResponse(attempt);
           const origin = `${scheme}//${authority(endpoint.host, endpoint.port)}`;
-          dispatch({ ...opts, origin } as Dispatcher.DispatchOptions, response as unknown as Dispatcher.DispatchHandler);
-          return response.promise;
+          dispatch({ ...((attempt.request as CallerSink).opts as Dispatcher.DispatchOptions), origin }, response as unknown as Dispatcher.DispatchHandler);
+          return LATER;
         };
       const send = { 'http:': sendVia('http:'), 'https:': sendVia('https:') };
       const viaMesh = (route: Route, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean =>

@@ -3,7 +3,7 @@ import { callSettings, type CallSettings } from '../call/settings.js';
 import type { Endpoint } from '../endpoint/endpoint.js';
 import type { MeshCore } from '../mesh-core.js';
 import type { Service } from '../service.js';
-import type { TransportAttempt } from '../transport/attempt-context.js';
+import type { LATER, TransportAttempt } from '../transport/attempt-context.js';
 import { IDEMPOTENT_METHODS } from '../transport/http.js';
 import { requestHeader, withHeader, type RequestHeaders } from '../transport/request-headers.js';
 import type { AttemptResponse } from './response.js';
@@ -22,8 +22,12 @@ export interface DispatchOptions {
   [key: string]: unknown;
 }
 
-/** Sends one attempt: dispatches `opts` to `endpoint` with a fresh handler, and resolves with its response. */
-export type SendAttempt = (endpoint: Endpoint, opts: DispatchOptions, attempt: TransportAttempt) => Promise<AttemptResponse>;
+/**
+ * Sends one attempt: dispatches the call's options (`attempt.request`) to `endpoint` with a fresh response
+ * handler, which answers the attempt when the head arrives; returns {@link LATER}. One function per dispatcher
+ * and scheme, not a closure per request.
+ */
+export type SendAttempt = (endpoint: Endpoint, attempt: TransportAttempt) => typeof LATER;
 
 /**
  * Per service, the settings of a request without a hash key, by (idempotent, replayable): built once, not per
@@ -54,12 +58,7 @@ function replayableBody(body: unknown): boolean {
  * of a retried or hedged-away attempt. The caller's abort (its signal, fetch's abort) stops the call.
  */
 export function dispatchThroughMesh(core: MeshCore, service: string, opts: DispatchOptions, handler: AnyHandler, send: SendAttempt): boolean {
-  let call: Call | undefined;
-  let stopped: unknown;
-  const sink = sinkFor(handler, (reason) => {
-    if (call !== undefined) call.stop(reason);
-    else stopped ??= reason;
-  });
+  const sink = sinkFor(handler);
   let svc: Service;
   try {
     if (opts.upgrade) throw new TypeError('proxyless/undici: upgrade and CONNECT requests do not go through the mesh');
@@ -70,14 +69,17 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
     return true;
   }
   const policy = svc.policy;
-  const method = typeof opts.method === 'string' ? opts.method.toUpperCase() : 'GET';
-  const idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : IDEMPOTENT_METHODS.has(method);
+  const method = typeof opts.method === 'string' ? opts.method : 'GET';
+  const idempotent =
+    typeof opts.idempotent === 'boolean' ? opts.idempotent : IDEMPOTENT_METHODS.has(method) || IDEMPOTENT_METHODS.has(method.toUpperCase());
   const hashKey = policy.hashHeader === undefined ? undefined : requestHeader(opts.headers, policy.hashHeader);
   const settings = settingsFor(svc, idempotent, replayableBody(opts.body), hashKey);
-  const attemptOpts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', service) } : opts;
-  call = new Call(core.env, svc, settings, undiciTransport, (endpoint, ctx) => send(endpoint, attemptOpts, ctx as TransportAttempt));
+  const call = new Call(core.env, svc, settings, undiciTransport, send as unknown as Call['send']);
+  sink.opts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', service) } : opts;
+  call.request = sink;
   sink.begin();
-  if (stopped !== undefined) call.stop(stopped); // aborted while being handed its abort: nothing is sent
+  sink.call = call;
+  if (sink.abortedEarly !== undefined) call.stop(sink.abortedEarly); // aborted while handed its abort: nothing is sent
   svc.stack.run(call).then(
     (value) => (value as AttemptResponse).commit(sink),
     (error: unknown) => sink.error(error),

@@ -37,11 +37,15 @@ const MAX_ROUTES = 1024;
  */
 export class RouteCache {
   private readonly routes = new Map<string, Route | undefined>();
+  /** The last origin read: most dispatchers see one origin over and over. */
+  private lastKey: string | undefined;
+  private lastRoute: Route | undefined;
 
   read(origin: unknown): Route | undefined {
+    if (origin === this.lastKey && origin !== undefined) return this.lastRoute;
     const key = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
     if (key === undefined) return undefined;
-    if (this.routes.has(key)) return this.routes.get(key);
+    if (this.routes.has(key)) return this.remember(key, this.routes.get(key));
     let route: Route | undefined;
     try {
       const { scheme, service } = parseServiceUrl(key);
@@ -52,6 +56,12 @@ export class RouteCache {
     }
     if (this.routes.size >= MAX_ROUTES) this.routes.clear();
     this.routes.set(key, route);
+    return this.remember(key, route);
+  }
+
+  private remember(key: string, route: Route | undefined): Route | undefined {
+    this.lastKey = key;
+    this.lastRoute = route;
     return route;
   }
 }

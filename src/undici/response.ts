@@ -26,7 +26,7 @@ const enum Phase {
 
 /**
  * One attempt's request on an endpoint's pool, and the handler undici drives for it. It is the value the mesh
- * sees: the attempt resolves when the head arrives (as fetch resolves with a Response), the status is
+ * sees: the attempt is answered when the head arrives (as fetch resolves with a Response; no promise), the status is
  * classified, and the call decides. Meanwhile the body is held (up to {@link HOLD_MAX_BYTES}, then the
  * connection pauses); the call's result is then {@link commit}ted to the caller's handler, and every other
  * response {@link discard}ed: read to its end so its connection is reused, or aborted past a bound.
@@ -45,7 +45,6 @@ export abstract class AttemptResponse {
   headersObject: HeaderObject | undefined;
   rawTrailers: RawHeaders | undefined;
   trailersObject: HeaderObject | undefined;
-  readonly promise: Promise<AttemptResponse>;
   protected abortReason: unknown = undefined;
   protected paused = false;
   private phase = Phase.Head;
@@ -55,15 +54,9 @@ export abstract class AttemptResponse {
   private sink: Sink | undefined;
   private discarded = false;
   private releaseDrain: (() => void) | undefined;
-  private resolve!: (value: AttemptResponse) => void;
-  private reject!: (error: unknown) => void;
 
   constructor(private readonly attempt: TransportAttempt) {
-    this.promise = new Promise<AttemptResponse>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    attempt.onAbort((reason) => this.abort(reason));
+    attempt.onAbort(this);
   }
 
   /** Stops this request: undici aborts it (a queued one is aborted when it would start). */
@@ -92,6 +85,7 @@ export abstract class AttemptResponse {
 
   /** This response is the call's result: the caller's handler gets the head, what was held, and the rest. */
   commit(sink: Sink): void {
+    if (this.sink !== undefined) return; // committed as it arrived (see headArrived)
     this.sink = sink;
     let goOn = sink.start(this);
     const chunks = this.chunks;
@@ -117,13 +111,24 @@ export abstract class AttemptResponse {
   protected abstract abortUpstream(reason: unknown): void;
   protected abstract resumeUpstream(): void;
 
-  /** The head arrived: the attempt resolves. Returns `false` to pause (never, here: the body is held). */
+  /**
+   * The head arrived: the attempt is answered, and classified at once. A success that won is the call's result
+   * whatever happens next (a later stop only ends its body), so it goes to the caller's handler right here,
+   * inside undici's own callback, as with a bare Pool: nothing is held, and nothing waits for the call's
+   * promise. Anything else is held until the call decides. Returns `false` to pause.
+   */
   protected headArrived(statusCode: number, statusMessage: string | undefined): boolean {
     this.statusCode = statusCode;
     this.statusMessage = statusMessage;
     this.phase = Phase.Body;
-    this.resolve(this);
-    return true;
+    const attempt = this.attempt;
+    attempt.answer(this);
+    if (!attempt.won) return true;
+    const sink = attempt.request as Sink;
+    this.sink = sink;
+    const goOn = sink.start(this);
+    if (!goOn) this.paused = true;
+    return goOn;
   }
 
   /** A body chunk; `false` pauses the connection. */
@@ -154,7 +159,7 @@ export abstract class AttemptResponse {
   protected failed(error: unknown): void {
     if (this.phase === Phase.Head) {
       this.phase = Phase.Failed;
-      this.reject(error);
+      this.attempt.fail(error);
       return;
     }
     if (this.phase !== Phase.Body) return;

@@ -34,29 +34,52 @@ interface MeshControllerState {
  */
 export abstract class CallerSink implements Sink {
   protected response: AttemptResponse | undefined;
+  /** What each attempt dispatches (the caller's options, with `Host` set for `host: 'service'`). */
+  opts: object | undefined;
+  /** The mesh call this dispatch runs as (set once it exists); the caller's abort stops it. */
+  call: { stop(reason: unknown): void } | undefined;
+  /** An abort that came before the call existed (while the caller was handed its abort). */
+  abortedEarly: unknown = undefined;
   private over = false;
-
-  constructor(private readonly stop: (reason: unknown) => void) {}
 
   /** The caller aborted (its signal, or fetch's own abort). */
   protected abortRequested(reason: unknown): void {
-    this.stop(reason ?? new Error('request aborted'));
+    const why = reason ?? new Error('request aborted');
+    if (this.call !== undefined) this.call.stop(why);
+    else this.abortedEarly ??= why;
   }
+
+  // A handler that throws gets that error at once, and nothing after; its response's connection is aborted.
+  // (try/catch in each method, not a shared wrapper: a closure per delivery on the hot path.)
 
   start(response: AttemptResponse): boolean {
     this.response = response;
-    return this.guard(() => this.deliverStart(response));
+    try {
+      return this.deliverStart(response);
+    } catch (error) {
+      this.threw(error);
+      return false;
+    }
   }
 
   data(chunk: Buffer): boolean {
     if (this.over) return true;
-    return this.guard(() => this.deliverData(chunk));
+    try {
+      return this.deliverData(chunk);
+    } catch (error) {
+      this.threw(error);
+      return false;
+    }
   }
 
   end(response: AttemptResponse): void {
     if (this.over) return;
     this.over = true;
-    this.guard(() => this.deliverEnd(response));
+    try {
+      this.deliverEnd(response);
+    } catch {
+      // the handler threw on the last callback: nothing is left to tell it
+    }
   }
 
   error(error: unknown): void {
@@ -76,24 +99,15 @@ export abstract class CallerSink implements Sink {
   protected abstract deliverEnd(response: AttemptResponse): void;
   protected abstract deliverError(error: unknown): void;
 
-  /** A handler that throws gets that error at once, and nothing after; its response's connection is aborted. */
-  private guard(deliver: () => boolean | void): boolean {
-    try {
-      return deliver() !== false;
-    } catch (error) {
-      this.error(error);
-      if (this.response?.streaming) this.response.abort(error);
-      return false;
-    }
+  private threw(error: unknown): void {
+    this.error(error);
+    if (this.response?.streaming) this.response.abort(error);
   }
 }
 
 export class LegacySink extends CallerSink {
-  constructor(
-    private readonly handler: LegacyHandler,
-    stop: (reason: unknown) => void,
-  ) {
-    super(stop);
+  constructor(private readonly handler: LegacyHandler) {
+    super();
   }
 
   begin(): void {
@@ -147,11 +161,8 @@ class MeshController implements UndiciController, MeshControllerState {
 export class ModernSink extends CallerSink {
   private readonly controller = new MeshController(this);
 
-  constructor(
-    private readonly handler: ModernHandler,
-    stop: (reason: unknown) => void,
-  ) {
-    super(stop);
+  constructor(private readonly handler: ModernHandler) {
+    super();
   }
 
   begin(): void {
@@ -186,6 +197,6 @@ export class ModernSink extends CallerSink {
 }
 
 /** The sink for `handler`, in the API it speaks (the new one when it has `onRequestStart`, as undici decides). */
-export function sinkFor(handler: AnyHandler, stop: (reason: unknown) => void): CallerSink {
-  return typeof handler.onRequestStart === 'function' ? new ModernSink(handler, stop) : new LegacySink(handler, stop);
+export function sinkFor(handler: AnyHandler): CallerSink {
+  return typeof handler.onRequestStart === 'function' ? new ModernSink(handler) : new LegacySink(handler);
 }

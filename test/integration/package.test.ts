@@ -63,7 +63,8 @@ beforeAll(() => {
   run('tar', ['-xzf', join(scratch, packResult.filename), '-C', installed, '--strip-components=1'], scratch);
   // The package's dependencies, as npm would hoist them beside it (their own dependencies resolve from the
   // work tree's node_modules, where the symlinks point).
-  for (const dep of Object.keys(pkg.dependencies ?? {})) {
+  // undici too, as the application that uses `proxyless/undici` has it (an optional peer dependency).
+  for (const dep of [...Object.keys(pkg.dependencies ?? {}), 'undici']) {
     const target = join(consumer, 'node_modules', dep);
     mkdirSync(dirname(target), { recursive: true });
     symlinkSync(join(root, 'node_modules', dep), target, 'dir');
@@ -114,6 +115,27 @@ console.log(JSON.stringify({ createMesh: typeof createMesh, staticRegistry: type
 `,
     );
     expect(JSON.parse(node(file))).toEqual({ createMesh: 'function', staticRegistry: 'function' });
+  });
+
+  it("import('proxyless/undici') works, and 'proxyless' alone never loads undici", () => {
+    expect(packedFiles).toContain('dist/undici.js');
+    expect(packedFiles).toContain('dist/undici.d.ts');
+    const file = join(consumer, 'undici.mjs');
+    writeFileSync(
+      file,
+      `import { createRequire } from 'node:module';
+const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => /[\\/]undici[\\/]/.test(k));
+const core = await import(${JSON.stringify(pkg.name)});
+const mesh = core.createMesh({ registry: core.staticRegistry({ users: ['127.0.0.1:1'] }) });
+await mesh.call('users', () => 'ok');
+const before = loaded();
+const { meshDispatcher, meshInterceptor } = await import(${JSON.stringify(`${pkg.name}/undici`)});
+const dispatcher = meshDispatcher(mesh);
+console.log(JSON.stringify({ before, after: loaded(), meshDispatcher: typeof meshDispatcher, meshInterceptor: typeof meshInterceptor, dispatch: typeof dispatcher.dispatch }));
+await mesh.close();
+`,
+    );
+    expect(JSON.parse(node(file))).toEqual({ before: false, after: true, meshDispatcher: 'function', meshInterceptor: 'function', dispatch: 'function' });
   });
 });
 

@@ -33,7 +33,7 @@ const INFLIGHT = 64;
 const BACKENDS = 3;
 /** Connections per backend for every undici row (64 in flight over 3 backends, rounded up). */
 const CONNECTIONS = Math.ceil(INFLIGHT / BACKENDS);
-const WARMUP_REQUESTS = 2_000;
+const WARMUP_REQUESTS = 5_000;
 const REQUESTS = 30_000;
 const RUN_MS = 3_000;
 /** A client that has not reported by then is killed, and its row counts as skipped for that round. */

@@ -162,10 +162,10 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
     override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
       const h = handler as unknown as AnyHandler;
       const route = this.#routes.read(opts.origin);
-      if (this.#closed || route === undefined) {
+      if (this.#closed || route === undefined || route.ip) {
         const sink = sinkFor(h);
         sink.begin();
-        sink.error(this.#closed ? closedError() : originError(opts.origin));
+        sink.error(this.#closed ? closedError() : originError(opts.origin, route !== undefined));
         return true;
       }
       return dispatchThroughMesh(this.#core, route.service, opts as unknown as DispatchOptions, h, this.#send[route.scheme]);
@@ -204,7 +204,12 @@ function closedError(): Error {
   return Object.assign(new Error('the mesh dispatcher is closed'), { code: 'UND_ERR_CLOSED', name: 'ClientClosedError' });
 }
 
-function originError(origin: unknown): Error {
+function originError(origin: unknown, ip: boolean): Error {
+  if (ip) {
+    return new TypeError(
+      `meshDispatcher: origin ${String(origin)} is an IP address, not a service; meshInterceptor on an Agent lets other origins through`,
+    );
+  }
   try {
     parseServiceUrl(String(origin));
   } catch (error) {

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { authority } from '../endpoint/endpoint.js';
 import { meshCore } from '../mesh-core.js';
@@ -75,7 +74,7 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
 
       return (opts, handler) => {
         const route = routes.read(opts.origin);
-        if (route === undefined || isIP(route.service) !== 0) return dispatch(opts, handler);
+        if (route === undefined || route.ip) return dispatch(opts, handler);
         const answer = known.check(route.service);
         if (answer === true) return viaMesh(route, opts, handler);
         if (answer === false) return dispatch(opts, handler);

@@ -61,7 +61,9 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
   const sink = sinkFor(handler);
   let svc: Service;
   try {
-    if (opts.upgrade) throw new TypeError('proxyless/undici: upgrade and CONNECT requests do not go through the mesh');
+    if (opts.upgrade || opts.method === 'CONNECT') {
+      throw new TypeError('proxyless/undici: upgrade and CONNECT requests do not go through the mesh');
+    }
     svc = core.service(service);
   } catch (error) {
     sink.begin();

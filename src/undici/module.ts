@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Dispatcher, Pool } from 'undici';
 import { InvalidServiceNameError } from '../errors.js';
 import type { TransportAttempt } from '../transport/attempt-context.js';
@@ -27,6 +28,8 @@ export function responseFactory(undici: object): ResponseFactory {
 export interface Route {
   readonly scheme: 'http:' | 'https:';
   readonly service: string;
+  /** The hostname is an IP address: no service (the interceptor lets it through, the dispatcher refuses it). */
+  readonly ip: boolean;
 }
 
 const MAX_ROUTES = 1024;
@@ -49,7 +52,7 @@ export class RouteCache {
     let route: Route | undefined;
     try {
       const { scheme, service } = parseServiceUrl(key);
-      route = { scheme, service };
+      route = { scheme, service, ip: isIP(service) !== 0 };
     } catch (error) {
       if (!(error instanceof InvalidServiceNameError) && !(error instanceof TypeError)) throw error;
       route = undefined;

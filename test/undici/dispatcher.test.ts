@@ -278,6 +278,24 @@ describe('meshDispatcher with undici.request', () => {
     expect(() => meshDispatcher({} as never)).toThrow(/mesh must be a mesh made by createMesh/);
   });
 
+  it('refuses upgrade and CONNECT requests with a clear error, sending nothing', async () => {
+    const b = await backend();
+    const m = mesh({ registry: staticRegistry({ users: [b.address] }) });
+    const dispatcher = meshDispatcher(m);
+    await expect(dispatcher.upgrade({ origin: 'http://users', path: '/ws', protocol: 'websocket' } as Parameters<typeof dispatcher.upgrade>[0])).rejects.toThrow(/upgrade and CONNECT/);
+    await expect(dispatcher.connect({ origin: 'http://users', path: '/' })).rejects.toThrow(/upgrade and CONNECT/);
+    expect(b.seen).toEqual([]);
+  });
+
+  it('refuses an IP origin (no service), leaving no service behind', async () => {
+    const b = await backend();
+    const m = mesh({ registry: staticRegistry({ users: [b.address] }) });
+    const error = await request(`http://127.0.0.1:${b.port}/`, { dispatcher: meshDispatcher(m) }).catch((e: unknown) => e);
+    expect(String((error as Error).message)).toMatch(/is an IP address, not a service/);
+    expect(b.seen).toEqual([]);
+    expect(m.snapshot().services).toEqual({});
+  });
+
   it('a hostile origin is refused with a clear error and nothing is sent', async () => {
     const m = mesh({ registry: staticRegistry({ users: ['127.0.0.1:1'] }) });
     const dispatcher = meshDispatcher(m);

@@ -255,7 +255,7 @@ export function createMesh(options: MeshOptions): Mesh {
       for (const list of deadlineLists.values()) calls.push(...(list.entries() as Call[]));
       for (const c of calls) c.stop(new MeshClosedError(c.service));
       discovery.close();
-      for (const svc of table.values()) svc.close(new MeshClosedError(svc.name));
+      const services = [...table.values()].map((svc) => svc.close(new MeshClosedError(svc.name)));
       breakerClock.close();
       for (const list of attemptLists.values()) list.clear();
       for (const list of deadlineLists.values()) list.clear();
@@ -263,7 +263,7 @@ export function createMesh(options: MeshOptions): Mesh {
       const closing = [...closeListeners].map((listener) => Promise.resolve().then(listener));
       closeListeners.clear();
       removedListeners.clear();
-      await Promise.allSettled(closing);
+      await Promise.allSettled([...closing, ...services]);
       await registry.close?.();
     },
   };

@@ -65,7 +65,7 @@ export class ServiceTable {
 
   private retire(svc: Service): void {
     this.byName.delete(svc.name);
-    svc.close(undefined);
+    void svc.close(undefined); // its sockets close in the background: nothing waits on a retired service
     this.onRetire(svc.name);
   }
 }

@@ -162,11 +162,14 @@ export class Service implements CallTarget {
     this.freshUntil = 0;
   }
 
-  /** Stops every breaker's timers (the mesh is closing). */
-  close(error: unknown): void {
+  /**
+   * Stops every breaker's timers and rejects queued calls (the mesh is closing, or the service is retired).
+   * Resolves once mesh.fetch's dispatcher of this service, if it made one, has closed its sockets.
+   */
+  close(error: unknown): Promise<void> {
     this.queue?.clear(error);
-    void this.fetchDispatcher?.close();
     for (const state of this.endpoints.states) this.health.detach(state);
+    return this.fetchDispatcher?.close() ?? Promise.resolve();
   }
 
   /**

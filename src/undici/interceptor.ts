@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import { authority } from '../endpoint/endpoint.js';
 import { meshCore } from '../mesh-core.js';
 import { LATER } from '../transport/attempt-context.js';
+import { tlsConnectOptions } from '../transport/tls.js';
 import type { Mesh } from '../mesh.js';
 import { dispatchThroughMesh, type DispatchOptions, type SendAttempt } from './mesh-dispatch.js';
 import { responseFactory, RouteCache, type Route, type UndiciModule } from './module.js';
@@ -50,8 +51,9 @@ class KnownServices {
  * goes straight through, untouched. Whether a name is a service is asked of discovery on its first request
  * and remembered (a "no" for 30 s).
  *
- * Per-service `tls` needs connections of the mesh's own, so it applies to {@link meshDispatcher}, not here:
- * through the interceptor, TLS is the Agent's `connect` options.
+ * Through the interceptor, connections are the Agent's: an `https:` attempt names the service's SNI (its
+ * `tls.servername`, or the service name for an IP endpoint), but CAs and client certificates are the Agent's
+ * `connect` options. The whole per-service `tls` needs the pools of {@link meshDispatcher}.
  */
 export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispatcher.DispatcherComposeInterceptor {
   const makeResponse = responseFactory(undici);
@@ -60,15 +62,27 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
     const routes = new RouteCache();
     const known = new KnownServices((name) => core.knows(name));
     return (dispatch) => {
-      const sendVia =
-        (scheme: 'http:' | 'https:'): SendAttempt =>
-        (endpoint, attempt) => {
+      const send: Record<'http:' | 'https:', SendAttempt> = {
+        'http:': (endpoint, attempt) => {
           const response = makeResponse(attempt);
-          const origin = `${scheme}//${authority(endpoint.host, endpoint.port)}`;
-          dispatch({ ...((attempt.request as CallerSink).opts as Dispatcher.DispatchOptions), origin }, response as unknown as Dispatcher.DispatchHandler);
+          const opts = { ...((attempt.request as CallerSink).opts as Dispatcher.DispatchOptions), origin: `http://${authority(endpoint.host, endpoint.port)}` };
+          dispatch(opts, response as unknown as Dispatcher.DispatchHandler);
           return LATER;
-        };
-      const send = { 'http:': sendVia('http:'), 'https:': sendVia('https:') };
+        },
+        // The SNI is the service's (its `tls.servername`, or the service name for an IP endpoint), so the
+        // certificate is checked against it; CAs and client certificates are the Agent's.
+        'https:': (endpoint, attempt) => {
+          const response = makeResponse(attempt);
+          const { servername } = tlsConnectOptions(core.service(attempt.service).policy.tls, attempt.service, endpoint.host);
+          const opts = {
+            ...((attempt.request as CallerSink).opts as Dispatcher.DispatchOptions),
+            origin: `https://${authority(endpoint.host, endpoint.port)}`,
+            ...(servername !== undefined ? { servername } : {}),
+          } as Dispatcher.DispatchOptions;
+          dispatch(opts, response as unknown as Dispatcher.DispatchHandler);
+          return LATER;
+        },
+      };
       const viaMesh = (route: Route, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean =>
         dispatchThroughMesh(core, route.service, opts as unknown as DispatchOptions, handler as unknown as AnyHandler, send[route.scheme]);
 

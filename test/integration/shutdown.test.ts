@@ -143,12 +143,13 @@ describe('shutdown', () => {
     expect(outcome(run, 'fetch waiting out Retry-After'), why).toMatchObject({ rejected: 'MeshClosedError' });
   });
 
-  it(`a child using meshDispatcher (undici pools, a request in flight) exits within ${EXIT_WITHIN_MS} ms of mesh.close()`, async () => {
+  it(`a child using meshDispatcher (undici pools, a request in flight) and a per-service fetch dispatcher exits within ${EXIT_WITHIN_MS} ms of mesh.close()`, async () => {
     const run = await runChild('undici');
     const { ms, why } = exitDelay(run);
     expect(ms, `exited ${ms} ms after close\n${why}`).toBeLessThan(EXIT_WITHIN_MS);
     expect(run.code, why).toBe(0);
     expect(outcome(run, 'undici ok 4'), why).toEqual({ value: { status: 200, body: 'ok' } });
+    expect(outcome(run, 'fetch via the service dispatcher'), why).toEqual({ value: 'ok' });
     expect(outcome(run, 'undici 503 after retries'), why).toEqual({ value: { status: 503, body: 'unavailable' } });
     expect(outcome(run, 'undici waiting for headers'), why).toMatchObject({ rejected: 'MeshClosedError' });
   });

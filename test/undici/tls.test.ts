@@ -100,6 +100,18 @@ describe('per-service TLS through meshDispatcher', () => {
     expect(b.requests).toBe(1);
   });
 
+  it("through meshInterceptor, an https attempt sends the service's SNI; the CA is the Agent's", async () => {
+    const { Agent } = await import('undici');
+    const { meshInterceptor } = await import('../../src/undici.js');
+    const p = pki();
+    const b = await tlsBackend('users', { ...p.server(['users.internal']) });
+    const m = meshFor(b, { tls: { servername: 'users.internal' } });
+    const agent = new Agent({ connect: { ca: p.ca } });
+    open.push(agent);
+    const { statusCode, body } = await request('https://users/', { dispatcher: agent.compose(meshInterceptor(m)) });
+    expect([statusCode, await body.text(), b.lastServername]).toEqual([200, 'users', 'users.internal']);
+  });
+
   it("host: 'service' and TLS together: SNI users.internal, Host users", async () => {
     const p = pki();
     const b = await tlsBackend('users', { ...p.server(['users.internal']) });

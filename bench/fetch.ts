@@ -9,56 +9,15 @@
  * fetch with `AbortSignal.timeout`, shows what a per-request timeout signal alone costs undici: the mesh
  * hands every attempt a signal to enforce its attempt timeout.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import { createMesh, staticRegistry, type Mesh } from '../src/index.js';
 import { fmt, machine, markdownTable, median, percentile } from './lib.js';
+import { closedLoop, startBackend } from './lib/ok-server.js';
 
 const WORKERS = 64;
 const REQUESTS = 20_000;
 const RUN_MS = 3_000;
 const RUNS = 5;
 const WARMUP_REQUESTS = 3_000;
-
-/** The server, as plain JS for `node -e`: it prints its port, and exits when its stdin closes (so with us). */
-const SERVER = `
-const http = require('node:http');
-const body = Buffer.from('ok\\n');
-const server = http.createServer((req, res) => {
-  req.resume();
-  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length }).end(body);
-});
-server.keepAliveTimeout = 10_000;
-server.listen(0, '127.0.0.1', () => console.log(server.address().port));
-process.stdin.on('end', () => { server.close(); server.closeAllConnections(); process.exit(0); }).resume();
-`;
-
-interface Server {
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-async function startServer(): Promise<Server> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', SERVER], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const timeout = AbortSignal.timeout(10_000);
-  const [first] = (await once(lines, 'line', { signal: timeout })) as [string];
-  lines.close();
-  const port = Number(first);
-  if (!Number.isInteger(port) || port <= 0) throw new Error(`bench server printed ${JSON.stringify(first)}`);
-  return {
-    port,
-    async close() {
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.stdin!.end();
-      const timer = setTimeout(() => child.kill(), 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 interface RunResult {
   readonly rps: number;
@@ -73,38 +32,23 @@ interface Contender {
   readonly get: () => Promise<Response>;
 }
 
-/** WORKERS workers, until `requests` were started or `runMs` passed. */
+/** One run of a contender: WORKERS in flight, every body read; bounded in count and time. */
 async function run(get: Contender['get'], requests: number, runMs: number): Promise<RunResult> {
-  const latencies = new Float64Array(requests);
-  let started = 0;
-  let done = 0;
-  let errors = 0;
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
-  const stopAt = t0 + runMs;
-  const worker = async (): Promise<void> => {
-    while (started < requests && performance.now() < stopAt) {
-      started++;
-      const begin = performance.now();
-      try {
-        const res = await get();
-        await res.arrayBuffer();
-        if (!res.ok) errors++;
-      } catch {
-        errors++;
-      }
-      latencies[done++] = performance.now() - begin;
-    }
-  };
-  await Promise.all(Array.from({ length: WORKERS }, worker));
-  const elapsed = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  const sorted = latencies.subarray(0, done).sort();
-  return { rps: (done * 1_000) / elapsed, p99Ms: percentile(sorted, 99), cpuUs: (cpu.user + cpu.system) / done, errors };
+  const r = await closedLoop(
+    async () => {
+      const res = await get();
+      await res.arrayBuffer();
+      return res.ok;
+    },
+    WORKERS,
+    requests,
+    runMs,
+  );
+  return { rps: (r.done * 1_000) / r.elapsedMs, p99Ms: percentile(r.sorted, 99), cpuUs: (r.cpuS * 1e6) / r.done, errors: r.errors };
 }
 
 async function main(): Promise<void> {
-  const server = await startServer();
+  const server = await startBackend();
   const address = `127.0.0.1:${server.port}`;
   const mesh: Mesh = createMesh({ registry: staticRegistry({ bench: [address] }) });
   const url = `http://${address}/hello`;

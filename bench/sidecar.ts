@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { startBackend, type Backend } from './sidecar/backends.js';
+import { startBackend, type Backend } from './lib/ok-server.js';
 import type { ClientConfig, Result, RowName } from './sidecar/client.js';
 import { ensureProxies, HAPROXY, NGINX, startProxy, type Proxy } from './sidecar/proxies.js';
 import { report, roundLine, type RowSpec, type Sample, type Samples } from './sidecar/report.js';

@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import type { Dispatcher } from 'undici';
 import type { Mesh, Policy } from '../../src/index.js';
 import { percentile } from '../lib.js';
+import { closedLoop } from '../lib/ok-server.js';
 
 export type RowName = 'fetch' | 'mesh-fetch' | 'pools' | 'balanced' | 'mesh-call' | 'mesh-dispatcher' | 'nginx' | 'haproxy';
 
@@ -151,41 +152,6 @@ async function setUp(c: ClientConfig): Promise<Row> {
   }
 }
 
-interface Run {
-  readonly done: number;
-  readonly errors: number;
-  readonly elapsedMs: number;
-  readonly cpuS: number;
-  readonly sorted: Float64Array;
-}
-
-/** `inflight` workers, until `requests` were started or `runMs` passed; every latency recorded. */
-async function load(get: Get, inflight: number, requests: number, runMs: number): Promise<Run> {
-  const latencies = new Float64Array(requests);
-  let started = 0;
-  let done = 0;
-  let errors = 0;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const stopAt = t0 + runMs;
-  const worker = async (): Promise<void> => {
-    while (started < requests && performance.now() < stopAt) {
-      started++;
-      const begin = performance.now();
-      try {
-        if (!(await get())) errors++;
-      } catch {
-        errors++;
-      }
-      latencies[done++] = performance.now() - begin;
-    }
-  };
-  await Promise.all(Array.from({ length: inflight }, worker));
-  const elapsedMs = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  return { done, errors, elapsedMs, cpuS: (cpu.user + cpu.system) / 1e6, sorted: latencies.subarray(0, done).sort() };
-}
-
 /** Resolves on the parent's `go`; gives up after 60 s so an orphaned client cannot hang. */
 function waitForGo(): Promise<void> {
   const lines = createInterface({ input: process.stdin });
@@ -206,7 +172,7 @@ async function main(): Promise<void> {
   let row: Row;
   try {
     row = await setUp(c);
-    const warm = await load(row.get, c.inflight, c.warmupRequests, 10_000);
+    const warm = await closedLoop(row.get, c.inflight, c.warmupRequests, 10_000);
     if (warm.done === 0 || warm.errors === warm.done) throw new Error(`every warm-up request failed (${warm.done})`);
   } catch (error) {
     console.log(`result ${JSON.stringify({ skipped: error instanceof Error ? error.message : String(error) })}`);
@@ -214,7 +180,7 @@ async function main(): Promise<void> {
   }
   console.log('ready');
   await waitForGo();
-  const r = await load(row.get, c.inflight, c.requests, c.runMs);
+  const r = await closedLoop(row.get, c.inflight, c.requests, c.runMs);
   if (row.agent !== undefined && npmUndiciLoaded().length > 0) throw new Error('npm undici got loaded during a fetch row');
   const result: Result = {
     requests: r.done,

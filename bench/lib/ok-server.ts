@@ -1,7 +1,7 @@
 /**
- * The bench's loopback backends: node:http servers on 127.0.0.1, each in a child process of its own, so that
- * neither the client's event loop nor a proxy shares a process with them. Same pattern as bench/fetch.ts:
- * plain JS for `node -e`, which prints its port and exits when its stdin closes (so with us, however we end).
+ * The throughput benches' loopback backend (bench/fetch.ts, bench/sidecar.ts): a node:http server on 127.0.0.1
+ * in a child process of its own, so that neither the client's event loop nor a proxy shares a process with it.
+ * Plain JS for `node -e`: it prints its port and exits when its stdin closes (so with us, however we end).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -54,4 +54,46 @@ async function closeChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** The outcome of one {@link closedLoop}. */
+export interface LoopRun {
+  readonly done: number;
+  readonly errors: number;
+  readonly elapsedMs: number;
+  /** This process's CPU time (user + system) over the loop, in seconds. */
+  readonly cpuS: number;
+  /** Every request's latency in ms, ascending. */
+  readonly sorted: Float64Array;
+}
+
+/**
+ * A closed load loop: `workers` workers, each sending its next request when its last one is done, until
+ * `requests` were started or `runMs` passed (bounded in count and time). `get` resolves true for a good answer;
+ * false or a throw counts as an error. Every latency is recorded.
+ */
+export async function closedLoop(get: () => Promise<boolean>, workers: number, requests: number, runMs: number): Promise<LoopRun> {
+  const latencies = new Float64Array(requests);
+  let started = 0;
+  let done = 0;
+  let errors = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const stopAt = t0 + runMs;
+  const worker = async (): Promise<void> => {
+    while (started < requests && performance.now() < stopAt) {
+      started++;
+      const begin = performance.now();
+      try {
+        if (!(await get())) errors++;
+      } catch {
+        errors++;
+      }
+      latencies[done++] = performance.now() - begin;
+    }
+  };
+  await Promise.all(Array.from({ length: workers }, worker));
+  const elapsedMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { done, errors, elapsedMs, cpuS: (cpu.user + cpu.system) / 1e6, sorted: latencies.subarray(0, done).sort() };
 }

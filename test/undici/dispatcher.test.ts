@@ -252,8 +252,14 @@ describe('meshDispatcher with undici.request', () => {
     const dispatcher = meshDispatcher(m);
     for (let i = 0; i < 4; i++) await (await request('http://users/x', { dispatcher })).body.dump();
     expect(dispatcher.poolCount).toBe(2);
+    const open = (): Promise<number> => new Promise((resolve) => b.server.getConnections((_e, n) => resolve(n)));
+    expect(await open()).toBeGreaterThan(0); // kept alive
     registry.set('users', [a.address]);
     await until(() => dispatcher.poolCount === 1, 3_000, "the removed endpoint's pool to close");
+    // Its sockets go too: the backend sees its connections closed within a few seconds.
+    const deadline = Date.now() + 3_000;
+    while ((await open()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await open()).toBe(0);
     const before = b.seen.length;
     for (let i = 0; i < 4; i++) await (await request('http://users/x', { dispatcher })).body.dump();
     expect(b.seen.length).toBe(before);

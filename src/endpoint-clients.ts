@@ -1,5 +1,6 @@
 import type { Endpoint } from './endpoint/endpoint.js';
 import { meshCore } from './mesh-core.js';
+import { EndpointGoneError } from './transport/network-error.js';
 import type { Mesh } from './mesh.js';
 
 /** One client per endpoint of a service, for any protocol (see {@link endpointClients}). */
@@ -70,6 +71,8 @@ export function endpointClients<C>(
       if (!open) throw new Error(`endpointClients('${service}') is closed`);
       let client = clients.get(endpoint.id);
       if (client === undefined) {
+        // A late attempt on an endpoint discovery has just removed would make a client nobody closes.
+        if (core.service(service).endpoints.get(endpoint.id) === undefined) throw new EndpointGoneError(endpoint);
         client = create(endpoint);
         clients.set(endpoint.id, client);
       }

@@ -176,7 +176,12 @@ export function createMesh(options: MeshOptions): Mesh {
       const policy = resolvePolicy(options.defaults, Object.hasOwn(overrides, name) ? overrides[name] : undefined);
       return new Service(name, policy, { discovery, clock, rng, events, breakerClock, zone: options.zone });
     },
-    (name) => discovery.forget(name),
+    (svc) => {
+      discovery.forget(svc.name);
+      // Its endpoints leave with it: what adapters keep per endpoint (pools, clients) is closed.
+      const endpoints = svc.endpoints.states.map((state) => state.endpoint);
+      if (endpoints.length > 0) for (const listener of [...removedListeners]) listener(svc.name, endpoints);
+    },
   );
   const serviceFor = (name: string): Service => table.obtain(name);
 

@@ -18,7 +18,7 @@ export class ServiceTable {
     private readonly limit: number,
     private readonly make: (name: string) => Service,
     /** The service left the table: its discovery list and watch go too. */
-    private readonly onRetire: (name: string) => void,
+    private readonly onRetire: (svc: Service) => void,
   ) {}
 
   get services(): ReadonlyMap<string, Service> {
@@ -65,7 +65,8 @@ export class ServiceTable {
 
   private retire(svc: Service): void {
     this.byName.delete(svc.name);
-    void svc.close(undefined); // its sockets close in the background: nothing waits on a retired service
-    this.onRetire(svc.name);
+    // Gracefully: a body its calls handed out may still stream through mesh.fetch's dispatcher of this service.
+    void svc.close(undefined, 'close');
+    this.onRetire(svc);
   }
 }

@@ -164,12 +164,13 @@ export class Service implements CallTarget {
 
   /**
    * Stops every breaker's timers and rejects queued calls (the mesh is closing, or the service is retired).
-   * Resolves once mesh.fetch's dispatcher of this service, if it made one, has closed its sockets.
+   * Resolves once mesh.fetch's dispatcher of this service, if it made one, has closed its sockets: destroyed
+   * (the mesh's close aborts everything), or closed once its requests are done (a retired service).
    */
-  close(error: unknown): Promise<void> {
+  close(error: unknown, how: 'close' | 'destroy' = 'destroy'): Promise<void> {
     this.queue?.clear(error);
     for (const state of this.endpoints.states) this.health.detach(state);
-    return this.fetchDispatcher?.close() ?? Promise.resolve();
+    return this.fetchDispatcher?.close(how) ?? Promise.resolve();
   }
 
   /**

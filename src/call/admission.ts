@@ -30,7 +30,9 @@ export class AdmissionStep implements Step {
     call.begin(start);
     if (target.active >= target.policy.maxConcurrent) {
       // A full bulkhead rejects at once, unless its bounded queue has room (the slot is then handed over).
-      const waiting = target.queue?.wait(signal, settings.totalMs, () => new TimeoutError(target.name, 'total', settings.totalMs));
+      // The call's own stop signal when the caller gave none: a transport may stop the call without one (the
+      // undici path hands the caller an abort function), and a waiting call must hear that too.
+      const waiting = target.queue?.wait(signal ?? call.sleepSignal(), settings.totalMs, () => new TimeoutError(target.name, 'total', settings.totalMs));
       if (waiting === undefined) {
         call.release();
         target.metrics.callEnded(OUTCOME.rejected);

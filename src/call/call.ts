@@ -129,6 +129,13 @@ export class Call implements Expiring, PickRequest, EventListenerObject, DrainOw
   end(value: unknown): void {
     const winner = this.winner;
     if (value !== undefined && winner !== undefined && winner.hasSignal && this.transport.streams(value)) {
+      if (this.stopped !== undefined) {
+        // Stopped after its result was decided but before now (a transport may hand a response over as it
+        // arrives): the stop found no body to end then, so it ends it here.
+        winner.abort(this.stopped);
+        this.release();
+        return;
+      }
       this.holdsBody = true;
       streaming.register(value as object, this, this);
       return;

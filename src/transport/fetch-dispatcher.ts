@@ -10,6 +10,7 @@ export interface DispatchPolicy {
 
 /** What an undici `Dispatcher` is to this module: passed to fetch as `dispatcher`, closed with the service. */
 interface DispatcherLike {
+  close(): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -43,11 +44,12 @@ export class ServiceDispatcher {
     return this.dispatcher ?? (this.loading ??= this.load());
   }
 
-  async close(): Promise<void> {
+  /** `'destroy'` aborts what is in flight (the mesh closes); `'close'` lets it finish (the service is retired). */
+  async close(how: 'close' | 'destroy' = 'destroy'): Promise<void> {
     this.closed = true;
     const current = this.dispatcher ?? (await this.loading?.catch(() => undefined));
     this.dispatcher = undefined;
-    await current?.destroy().catch(() => undefined);
+    await (how === 'close' ? current?.close() : current?.destroy())?.catch(() => undefined);
   }
 
   private async load(): Promise<DispatcherLike> {

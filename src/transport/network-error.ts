@@ -11,7 +11,26 @@ const UNSENT_CODES: ReadonlySet<string> = new Set([
   'EAI_AGAIN',
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
+  'EENDPOINTGONE',
 ]);
+
+/**
+ * Raised by the mesh's own adapters (the undici dispatcher's pools, `endpointClients`) for an attempt on an
+ * endpoint that discovery removed after the pick: nothing was sent. It names the endpoint's address and port,
+ * so that it proves "unsent" for that endpoint like a refused connection does.
+ */
+export class EndpointGoneError extends Error {
+  readonly code = 'EENDPOINTGONE';
+  readonly address: string;
+  readonly port: number;
+
+  constructor(endpoint: Endpoint) {
+    super(`endpoint ${endpoint.id} was removed by discovery before the request was sent`);
+    this.name = 'EndpointGoneError';
+    this.address = endpoint.host;
+    this.port = endpoint.port;
+  }
+}
 
 /** The first error in a cause chain (undici nests them: `TypeError('fetch failed')` → `{ code, address }`). */
 export interface NetworkCause {

@@ -9,7 +9,7 @@ import { dispatchThroughMesh, type DispatchOptions, type SendAttempt } from './m
 import { responseFactory, RouteCache, type ResponseFactory, type UndiciModule } from './module.js';
 import type { AnyHandler, CallerSink } from './sink.js';
 import { sinkFor } from './sink.js';
-import { EndpointGoneError } from './transport.js';
+import { EndpointGoneError } from '../transport/network-error.js';
 
 /** Options of {@link meshDispatcher}: passed to the `Pool` of each endpoint. */
 export interface MeshDispatcherOptions {
@@ -55,6 +55,7 @@ class PoolSet {
   /** By scheme, service and endpoint id: nested maps on strings that keep their hash, no key built per attempt. */
   private readonly pools: Record<'http:' | 'https:', Map<string, Map<string, EndpointPool>>> = { 'http:': new Map(), 'https:': new Map() };
   private count = 0;
+  private ended = false;
 
   constructor(
     private readonly undici: UndiciModule,
@@ -66,6 +67,8 @@ class PoolSet {
     let byId = this.pools[scheme].get(service);
     const found = byId?.get(endpoint.id);
     if (found !== undefined) return found;
+    // Closed: a call still retrying sends nothing more, and leaves no pool behind.
+    if (this.ended) throw closedError();
     const svc = this.core.service(service);
     if (svc.endpoints.get(endpoint.id) === undefined) throw new EndpointGoneError(endpoint);
     const options: Pool.Options = { ...this.options };
@@ -100,6 +103,7 @@ class PoolSet {
   }
 
   async end(how: 'close' | 'destroy'): Promise<void> {
+    this.ended = true;
     const all: Pool[] = [];
     for (const scheme of ['http:', 'https:'] as const) {
       for (const byId of this.pools[scheme].values()) for (const entry of byId.values()) all.push(entry.pool);

@@ -6,7 +6,7 @@ import { tlsConnectOptions } from '../transport/tls.js';
 import type { Mesh } from '../mesh.js';
 import { dispatchThroughMesh, type DispatchOptions, type SendAttempt } from './mesh-dispatch.js';
 import { responseFactory, RouteCache, type Route, type UndiciModule } from './module.js';
-import type { AnyHandler, CallerSink } from './sink.js';
+import { sinkFor, type AnyHandler, type CallerSink } from './sink.js';
 
 /** How long "not a service" is believed before discovery is asked again. */
 const UNKNOWN_TTL_MS = 30_000;
@@ -92,11 +92,16 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
         const answer = known.check(route.service);
         if (answer === true) return viaMesh(route, opts, handler);
         if (answer === false) return dispatch(opts, handler);
-        // First request for this name: decide once discovery has answered.
-        answer.then(
-          (yes) => (yes ? viaMesh(route, opts, handler) : dispatch(opts, handler)),
-          () => dispatch(opts, handler),
-        );
+        // First request for this name: decide once discovery has answered. A throw from there (the next
+        // dispatcher, the handler's own callbacks) reaches the handler, not an unhandled rejection.
+        answer
+          .then((yes) => (yes ? viaMesh(route, opts, handler) : dispatch(opts, handler)))
+          .catch((error: unknown) => {
+            const sink = sinkFor(handler as unknown as AnyHandler);
+            sink.begin();
+            sink.error(error);
+          })
+          .catch(() => {});
         return true;
       };
     };

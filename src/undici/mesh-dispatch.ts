@@ -79,12 +79,19 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
   const call = new Call(core.env, svc, settings, undiciTransport, send as unknown as Call['send']);
   sink.opts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', service) } : opts;
   call.request = sink;
-  sink.begin();
+  try {
+    sink.begin();
+  } catch (error) {
+    sink.error(error); // the caller's onConnect threw: nothing is sent
+    return true;
+  }
   sink.call = call;
   if (sink.abortedEarly !== undefined) call.stop(sink.abortedEarly); // aborted while handed its abort: nothing is sent
   svc.stack.run(call).then(
     (value) => (value as AttemptResponse).commit(sink),
-    (error: unknown) => sink.error(error),
+    // A call can still fail after a success was handed over (p-retry checks its signal once more): the
+    // response then stops streaming too.
+    (error: unknown) => sink.fail(error),
   );
   return true;
 }

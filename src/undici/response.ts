@@ -46,11 +46,19 @@ export abstract class AttemptResponse {
   rawTrailers: RawHeaders | undefined;
   trailersObject: HeaderObject | undefined;
   protected abortReason: unknown = undefined;
-  protected paused = false;
   private phase = Phase.Head;
   private failure: unknown;
-  private chunks: Buffer[] | undefined;
+  /**
+   * Body chunks not yet delivered: held before the call decided, or (after the commit) waiting for a caller that
+   * paused. `next` is the first one not delivered. Order is kept: while any wait, new chunks queue behind them.
+   */
+  private backlog: Buffer[] | undefined;
+  private next = 0;
   private held = 0;
+  /** We told undici to pause this request (its connection stops reading). */
+  private upstreamPaused = false;
+  /** The caller's handler asked to pause (`false` from a callback, or its controller's `pause()`). */
+  private callerPaused = false;
   private sink: Sink | undefined;
   private discarded = false;
   private releaseDrain: (() => void) | undefined;
@@ -66,11 +74,10 @@ export abstract class AttemptResponse {
     this.abortUpstream(reason);
   }
 
-  /** Lets a paused connection go on reading. */
+  /** The caller takes more again (its resume, or the commit): what waits is delivered, then the connection reads on. */
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.resumeUpstream();
+    this.callerPaused = false;
+    this.deliver();
   }
 
   /** A response header (lower-case name), `null` when absent. */
@@ -87,25 +94,19 @@ export abstract class AttemptResponse {
   commit(sink: Sink): void {
     if (this.sink !== undefined) return; // committed as it arrived (see headArrived)
     this.sink = sink;
-    let goOn = sink.start(this);
-    const chunks = this.chunks;
-    this.chunks = undefined;
-    if (chunks !== undefined) for (const chunk of chunks) goOn = sink.data(chunk) && goOn;
-    if (this.phase === Phase.Done) sink.end(this);
-    else if (this.phase === Phase.Failed) sink.error(this.failure);
-    else if (goOn) this.resume();
-    else this.paused = true;
+    if (!sink.start(this)) this.callerPaused = true;
+    this.deliver();
   }
 
   /** Nobody will read this response: drain it (bounded in bytes, and by `owner` in time), or abort it. */
   discard(owner: DrainOwner | undefined): void {
     if (this.sink !== undefined || this.discarded) return;
     this.discarded = true;
-    this.chunks = undefined;
+    this.backlog = undefined;
     if (this.phase !== Phase.Body) return;
     if (this.held > DISCARD_MAX_BYTES) return this.abort(new Error('discarded response body too large to drain'));
     this.releaseDrain = owner?.holdDrain(() => this.abort(new Error('discarded response body not drained in time')));
-    this.resume();
+    this.resumeConnection();
   }
 
   protected abstract abortUpstream(reason: unknown): void;
@@ -115,9 +116,11 @@ export abstract class AttemptResponse {
    * The head arrived: the attempt is answered, and classified at once. A success that won is the call's result
    * whatever happens next (a later stop only ends its body), so it goes to the caller's handler right here,
    * inside undici's own callback, as with a bare Pool: nothing is held, and nothing waits for the call's
-   * promise. Anything else is held until the call decides. Returns `false` to pause.
+   * promise. Anything else is held until the call decides. An informational (1xx) head decides nothing: the
+   * final one follows. Returns `false` to pause.
    */
   protected headArrived(statusCode: number, statusMessage: string | undefined): boolean {
+    if (statusCode < 200 || this.phase !== Phase.Head) return true;
     this.statusCode = statusCode;
     this.statusMessage = statusMessage;
     this.phase = Phase.Body;
@@ -126,34 +129,37 @@ export abstract class AttemptResponse {
     if (!attempt.won) return true;
     const sink = attempt.request as Sink;
     this.sink = sink;
-    const goOn = sink.start(this);
-    if (!goOn) this.paused = true;
-    return goOn;
+    if (sink.start(this)) return true;
+    this.callerPaused = this.upstreamPaused = true;
+    return false;
   }
 
   /** A body chunk; `false` pauses the connection. */
   protected dataArrived(chunk: Buffer): boolean {
-    if (this.sink !== undefined) {
-      const goOn = this.sink.data(chunk);
-      if (!goOn) this.paused = true;
-      return goOn;
-    }
-    this.held += chunk.length;
     if (this.discarded) {
+      this.held += chunk.length;
       if (this.held > DISCARD_MAX_BYTES) this.abort(new Error('discarded response body too large to drain'));
       return true;
     }
-    (this.chunks ??= []).push(chunk);
-    if (this.held < HOLD_MAX_BYTES) return true;
-    this.paused = true;
+    const sink = this.sink;
+    if (sink !== undefined && this.backlog === undefined && !this.callerPaused) {
+      if (sink.data(chunk)) return true;
+      this.callerPaused = this.upstreamPaused = true;
+      return false;
+    }
+    (this.backlog ??= []).push(chunk);
+    this.held += chunk.length;
+    if (sink === undefined && this.held < HOLD_MAX_BYTES) return true;
+    this.upstreamPaused = true;
     return false;
   }
 
   protected ended(): void {
+    if (this.phase !== Phase.Body) return;
     this.phase = Phase.Done;
     this.attempt.finished();
-    if (this.sink !== undefined) this.sink.end(this);
-    else this.drained();
+    if (this.sink !== undefined) this.deliver();
+    else if (this.discarded) this.drained();
   }
 
   protected failed(error: unknown): void {
@@ -165,10 +171,38 @@ export abstract class AttemptResponse {
     if (this.phase !== Phase.Body) return;
     this.phase = Phase.Failed;
     this.failure = error;
-    this.chunks = undefined;
+    this.backlog = undefined;
     this.attempt.finished();
     if (this.sink !== undefined) this.sink.error(error);
-    else this.drained();
+    else if (this.discarded) this.drained();
+  }
+
+  /**
+   * Hands the caller what waits, in order, while it does not pause; then the end (or the error) once nothing
+   * waits, or lets the connection read on.
+   */
+  private deliver(): void {
+    const sink = this.sink;
+    if (sink === undefined) return;
+    const backlog = this.backlog;
+    if (backlog !== undefined) {
+      while (this.next < backlog.length) {
+        if (this.callerPaused) return;
+        const chunk = backlog[this.next++] as Buffer;
+        if (!sink.data(chunk)) this.callerPaused = true;
+      }
+      this.backlog = undefined;
+      this.next = 0;
+    }
+    if (this.phase === Phase.Done) sink.end(this);
+    else if (this.phase === Phase.Failed) sink.error(this.failure);
+    else if (!this.callerPaused) this.resumeConnection();
+  }
+
+  private resumeConnection(): void {
+    if (!this.upstreamPaused) return;
+    this.upstreamPaused = false;
+    this.resumeUpstream();
   }
 
   private drained(): void {

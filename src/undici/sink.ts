@@ -40,13 +40,33 @@ export abstract class CallerSink implements Sink {
   call: { stop(reason: unknown): void } | undefined;
   /** An abort that came before the call existed (while the caller was handed its abort). */
   abortedEarly: unknown = undefined;
-  private over = false;
+  protected over = false;
 
-  /** The caller aborted (its signal, or fetch's own abort). */
+  /** Why the caller aborted, once it has: nothing but that error reaches it from then on. */
+  private abortedWith: unknown = undefined;
+
+  /**
+   * The caller aborted (its signal, or fetch's own): the call stops, and a response it already has is aborted
+   * here too, since the call may not hold it yet (it was handed over inside undici's callback, before the call's
+   * promise settled). The caller hears only `onError(reason)` from now on.
+   */
   protected abortRequested(reason: unknown): void {
     const why = reason ?? new Error('request aborted');
+    if (this.abortedWith !== undefined || this.over) return;
+    this.abortedWith = why;
     if (this.call !== undefined) this.call.stop(why);
     else this.abortedEarly ??= why;
+    const response = this.response;
+    if (response !== undefined) {
+      if (response.streaming) response.abort(why);
+      this.error(why);
+    }
+  }
+
+  /** The call failed: the caller hears it, and a response it may already have stops streaming. */
+  fail(error: unknown): void {
+    this.error(error);
+    if (this.response?.streaming) this.response.abort(error);
   }
 
   // A handler that throws gets that error at once, and nothing after; its response's connection is aborted.
@@ -64,6 +84,7 @@ export abstract class CallerSink implements Sink {
 
   data(chunk: Buffer): boolean {
     if (this.over) return true;
+    if (this.abortedWith !== undefined) return true;
     try {
       return this.deliverData(chunk);
     } catch (error) {
@@ -74,6 +95,7 @@ export abstract class CallerSink implements Sink {
 
   end(response: AttemptResponse): void {
     if (this.over) return;
+    if (this.abortedWith !== undefined) return this.error(this.abortedWith);
     this.over = true;
     try {
       this.deliverEnd(response);
@@ -100,8 +122,7 @@ export abstract class CallerSink implements Sink {
   protected abstract deliverError(error: unknown): void;
 
   private threw(error: unknown): void {
-    this.error(error);
-    if (this.response?.streaming) this.response.abort(error);
+    this.fail(error);
   }
 }
 

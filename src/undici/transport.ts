@@ -5,16 +5,6 @@ import { provesUnsent } from '../transport/network-error.js';
 import type { Transport } from '../transport/transport.js';
 import { AttemptResponse } from './response.js';
 
-/** Raised for an attempt on an endpoint that discovery removed after the pick: nothing was sent. */
-export class EndpointGoneError extends Error {
-  readonly code = 'EENDPOINTGONE';
-
-  constructor(endpoint: Endpoint) {
-    super(`endpoint ${endpoint.id} was removed by discovery before the request was sent`);
-    this.name = 'EndpointGoneError';
-  }
-}
-
 /**
  * undici refuses a request on a pool that is closing (`UND_ERR_CLOSED`) before it is queued: nothing was sent,
  * so, like a refused connection, it may be replayed elsewhere even when not idempotent.

@@ -4,7 +4,7 @@
 // retired service's fetch dispatcher. Real node:http backends on 127.0.0.1.
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { endpointClients, staticRegistry } from '../../src/index.js';
+import { endpointClients, staticRegistry, type Mesh } from '../../src/index.js';
 import { meshDispatcher } from '../../src/undici.js';
 import { until } from '../helpers/process-guard.js';
 import { testScope } from '../helpers/scope.js';
@@ -13,6 +13,15 @@ const { backend, mesh } = testScope();
 const retryOnly = { retry: { minDelayMs: 1, maxDelayMs: 5 }, breaker: false, outlier: false } as const;
 /** A short real wait, to show that nothing more happens (bounded; the conditions are polled where they can be). */
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Writes `size`-byte chunks every `everyMs` until the client goes away; `closed` says when it has. */
+function endless(res: import('node:http').ServerResponse, size: number, everyMs: number, seen: { closed: boolean }): void {
+  const timer = setInterval(() => res.write('x'.repeat(size)), everyMs);
+  res.on('close', () => {
+    clearInterval(timer);
+    seen.closed = true;
+  });
+}
 
 type Log = string[];
 /** A legacy-API handler that records its callbacks; `onHeaders` may call its abort. */
@@ -36,59 +45,46 @@ function recorder(log: Log, abortInHeaders?: Error): Record<string, unknown> {
   };
 }
 
+/** A caller that aborts inside onHeaders hears onError and nothing else, and the backend sees the connection end. */
+async function expectAbortInHeadersToEnd(m: Mesh, upstream: { closed: boolean }): Promise<void> {
+  await m.warmup(['users']);
+  const log: Log = [];
+  meshDispatcher(m).dispatch({ origin: 'http://users', path: '/', method: 'GET' }, recorder(log, new Error('enough')) as never);
+  await until(() => log.includes('error'), 2_000, 'onError');
+  await until(() => upstream.closed, 2_000, 'the backend to see the connection end');
+  await settle(50);
+  expect(log).toEqual(['headers', 'error']);
+}
+
 describe('the undici path: races and edge cases', () => {
   it('an abort inside onHeaders gives onError and nothing else, and ends the upstream', async () => {
-    let closed = false;
+    const upstream = { closed: false };
     const b = await backend((_req, res) => {
       res.writeHead(200);
       res.write('a');
-      const timer = setInterval(() => res.write('x'.repeat(1024)), 5);
-      res.on('close', () => {
-        clearInterval(timer);
-        closed = true;
-      });
+      endless(res, 1024, 5, upstream);
     });
     const m = mesh({ registry: staticRegistry({ users: [b.address] }) });
-    await m.warmup(['users']);
-    const log: Log = [];
-    meshDispatcher(m).dispatch({ origin: 'http://users', path: '/', method: 'GET' }, recorder(log, new Error('enough')) as never);
-    await until(() => log.includes('error'), 2_000, 'onError');
-    await until(() => closed, 2_000, 'the backend to see the connection end');
-    await settle(50);
-    expect(log).toEqual(['headers', 'error']);
+    await expectAbortInHeadersToEnd(m, upstream);
   });
 
   it('the same on the retry path: an abort in onHeaders of the retried 200 ends it, and the caller hears onError only', async () => {
     let n = 0;
-    let closed = false;
+    const upstream = { closed: false };
     const b = await backend((_req, res) => {
       if (++n === 1) return void res.writeHead(503).end('no');
       res.writeHead(200);
-      const timer = setInterval(() => res.write('x'.repeat(16_384)), 2);
-      res.on('close', () => {
-        clearInterval(timer);
-        closed = true;
-      });
+      endless(res, 16_384, 2, upstream);
     });
     const m = mesh({ registry: staticRegistry({ users: [b.address] }), defaults: { ...retryOnly, timeout: { attemptMs: 1_000, totalMs: 5_000 } } });
-    await m.warmup(['users']);
-    const log: Log = [];
-    meshDispatcher(m).dispatch({ origin: 'http://users', path: '/', method: 'GET' }, recorder(log, new Error('enough')) as never);
-    await until(() => log.includes('error'), 2_000, 'onError');
-    await until(() => closed, 2_000, 'the backend to see the connection end');
-    await settle(50);
-    expect(log).toEqual(['headers', 'error']);
+    await expectAbortInHeadersToEnd(m, upstream);
   });
 
   it('body.destroy() right after request() ends the upstream (hedge policy: a longer promise chain)', async () => {
-    let closed = false;
+    const upstream = { closed: false };
     const b = await backend((_req, res) => {
       res.writeHead(200);
-      const timer = setInterval(() => res.write('x'.repeat(1024)), 5);
-      res.on('close', () => {
-        clearInterval(timer);
-        closed = true;
-      });
+      endless(res, 1024, 5, upstream);
     });
     const m = mesh({
       registry: staticRegistry({ users: [b.address] }),
@@ -98,7 +94,7 @@ describe('the undici path: races and edge cases', () => {
     const { body } = await request('http://users/s', { dispatcher: meshDispatcher(m) });
     body.on('error', () => {});
     body.destroy();
-    await until(() => closed, 3_000, 'the backend to see the connection end');
+    await until(() => upstream.closed, 3_000, 'the backend to see the connection end');
   });
 
   it('a 103 Early Hints head decides nothing: the 503 after it is retried', async () => {

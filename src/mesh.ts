@@ -117,6 +117,11 @@ export function createMesh(options: MeshOptions): Mesh {
   let closed = false;
   const removedListeners = new Set<(service: string, removed: readonly Endpoint[]) => void>();
   const closeListeners = new Set<() => void | Promise<void>>();
+  const notifyRemoved = (service: string, states: readonly { readonly endpoint: Endpoint }[]): void => {
+    if (removedListeners.size === 0) return;
+    const endpoints = states.map((s) => s.endpoint);
+    for (const listener of [...removedListeners]) listener(service, endpoints);
+  };
   subscribeMetrics(events, (name) => table.get(name)?.metrics, clock);
   // A stale discovery flag holds this long after the latest error: failing refreshes repeat well within it.
   const staleHoldMs = 2 * Math.max(options.discovery?.refreshMs ?? DEFAULT_DISCOVERY.refreshMs, 60_000);
@@ -131,10 +136,7 @@ export function createMesh(options: MeshOptions): Mesh {
         const first = !svc.ready;
         const { added, removed, updated } = svc.applyEndpoints(list);
         const changed = added.length > 0 || removed.length > 0 || updated.length > 0;
-        if (removed.length > 0 && removedListeners.size > 0) {
-          const endpoints = removed.map((s) => s.endpoint);
-          for (const listener of [...removedListeners]) listener(name, endpoints);
-        }
+        if (removed.length > 0) notifyRemoved(name, removed);
         if ((first || changed) && events.has('discovery-update')) {
           events.emit('discovery-update', {
             service: name,
@@ -179,8 +181,7 @@ export function createMesh(options: MeshOptions): Mesh {
     (svc) => {
       discovery.forget(svc.name);
       // Its endpoints leave with it: what adapters keep per endpoint (pools, clients) is closed.
-      const endpoints = svc.endpoints.states.map((state) => state.endpoint);
-      if (endpoints.length > 0) for (const listener of [...removedListeners]) listener(svc.name, endpoints);
+      if (svc.size > 0) notifyRemoved(svc.name, svc.endpoints.states);
     },
   );
   const serviceFor = (name: string): Service => table.obtain(name);
@@ -280,12 +281,7 @@ export function createMesh(options: MeshOptions): Mesh {
       if (Object.hasOwn(overrides, name)) return true;
       const svc = table.get(name);
       if (svc !== undefined && svc.ready && svc.size > 0) return true;
-      let known = false;
-      try {
-        known = (await discovery.load(name)).length > 0;
-      } catch {
-        known = false;
-      }
+      const known = await discovery.load(name).then((list) => list.length > 0, () => false);
       if (!known && table.get(name) === undefined) discovery.forget(name);
       return known;
     },

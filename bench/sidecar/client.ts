@@ -55,9 +55,6 @@ interface Row {
   readonly agent?: string;
 }
 
-/** Loaded only by its row, as undici is: the fetch rows must never see npm undici. */
-const MESH_UNDICI = '../../src/undici.js';
-
 const DISPATCHER = Symbol.for('undici.globalDispatcher.1');
 
 /** Paths of npm undici modules this process has loaded (CJS, so they land in the require cache even via import()). */
@@ -127,16 +124,14 @@ async function setUp(c: ClientConfig): Promise<Row> {
       return { get: () => send('http://users/', pool), close: () => pool.close() };
     }
     case 'mesh-dispatcher': {
-      const mod = (await import(MESH_UNDICI)) as {
-        meshDispatcher?: (mesh: Mesh, options: { connections: number }) => Dispatcher;
-      };
-      if (typeof mod.meshDispatcher !== 'function') throw new Error(`${MESH_UNDICI} has no meshDispatcher export`);
+      // Imported by its row only, as undici is: it imports undici, which the fetch rows must never load.
+      const { meshDispatcher } = await import('../../src/undici.js');
       const mesh = await makeMesh();
-      const dispatcher = mod.meshDispatcher(mesh, { connections: c.connections });
+      const dispatcher = meshDispatcher(mesh, { connections: c.connections });
       return {
         get: () => send('http://users/', dispatcher),
         close: async () => {
-          await dispatcher.close?.();
+          await dispatcher.close();
           await mesh.close();
         },
       };

@@ -1,6 +1,5 @@
-import { isIP } from 'node:net';
 import { withHeader, type RequestHeaders } from './request-headers.js';
-import type { TlsPolicy } from './tls.js';
+import { servernameFor, tlsConnectOptions, type TlsPolicy } from './tls.js';
 
 /** The part of a service's policy that fetch cannot carry out by itself. */
 export interface DispatchPolicy {
@@ -77,15 +76,11 @@ export class ServiceDispatcher {
     const service = this.service;
     const options: ConstructorParameters<Undici['Agent']>[0] = {};
     if (tls !== undefined) {
-      const connector = undici.buildConnector({
-        ...(tls.ca !== undefined ? { ca: tls.ca as string | Buffer | (string | Buffer)[] } : {}),
-        ...(tls.cert !== undefined ? { cert: tls.cert as string | Buffer } : {}),
-        ...(tls.key !== undefined ? { key: tls.key as string | Buffer } : {}),
-        rejectUnauthorized: tls.rejectUnauthorized ?? true,
-      });
+      // CAs, client certificate and verification as the pools of the undici path get them (servername per connection).
+      const { servername: _perEndpoint, ...common } = tlsConnectOptions(tls, service, service);
+      const connector = undici.buildConnector(common as Parameters<Undici['buildConnector']>[0]);
       // The SNI of each connection is the policy's, never one derived from a Host header.
-      options.connect = (opts, callback) =>
-        connector({ ...opts, servername: tls.servername ?? (isIP(opts.hostname) !== 0 ? service : opts.hostname) }, callback);
+      options.connect = (opts, callback) => connector({ ...opts, servername: servernameFor(tls, service, opts.hostname) }, callback);
     }
     const agent = new undici.Agent(options);
     if (host !== 'service') return agent;

@@ -77,13 +77,16 @@ export function resolveTls(t: TlsPolicy | undefined): Readonly<TlsPolicy> | unde
 }
 
 /**
- * What to connect with to one endpoint of `service`: SNI is the policy's `servername`, else the service name
- * when the endpoint is an IP address (an IP is no SNI, and the certificate names the service), else the
- * endpoint's own host name.
+ * The SNI for one endpoint of `service`: the policy's `servername`, else the service name when the endpoint is
+ * an IP address (an IP is no SNI, and the certificate names the service), else the endpoint's own host name.
  */
+export function servernameFor(tls: Readonly<TlsPolicy> | undefined, service: string, endpointHost: string): string {
+  return tls?.servername ?? (isIP(endpointHost) !== 0 ? service : endpointHost);
+}
+
+/** What to connect with to one endpoint of `service` (its SNI by {@link servernameFor}). */
 export function tlsConnectOptions(tls: Readonly<TlsPolicy> | undefined, service: string, endpointHost: string): TlsConnectOptions {
-  const servername = tls?.servername ?? (isIP(endpointHost) !== 0 ? service : endpointHost);
-  const options: TlsConnectOptions = { servername, rejectUnauthorized: tls?.rejectUnauthorized ?? true };
+  const options: TlsConnectOptions = { servername: servernameFor(tls, service, endpointHost), rejectUnauthorized: tls?.rejectUnauthorized ?? true };
   if (tls?.ca !== undefined) options.ca = Array.isArray(tls.ca) ? [...(tls.ca as Pem[])] : (tls.ca as Pem);
   if (tls?.cert !== undefined) options.cert = tls.cert;
   if (tls?.key !== undefined) options.key = tls.key;

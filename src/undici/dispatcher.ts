@@ -3,13 +3,12 @@ import { authority, type Endpoint } from '../endpoint/endpoint.js';
 import { meshCore, type MeshCore } from '../mesh-core.js';
 import type { Mesh } from '../mesh.js';
 import { LATER } from '../transport/attempt-context.js';
+import { EndpointGoneError } from '../transport/network-error.js';
 import { parseServiceUrl } from '../transport/service-url.js';
 import { tlsConnectOptions } from '../transport/tls.js';
 import { dispatchThroughMesh, type DispatchOptions, type SendAttempt } from './mesh-dispatch.js';
 import { responseFactory, RouteCache, type ResponseFactory, type UndiciModule } from './module.js';
-import type { AnyHandler, CallerSink } from './sink.js';
-import { sinkFor } from './sink.js';
-import { EndpointGoneError } from '../transport/network-error.js';
+import { sinkFor, type AnyHandler, type CallerSink } from './sink.js';
 
 /** Options of {@link meshDispatcher}: passed to the `Pool` of each endpoint. */
 export interface MeshDispatcherOptions {
@@ -55,7 +54,8 @@ class PoolSet {
   /** By scheme, service and endpoint id: nested maps on strings that keep their hash, no key built per attempt. */
   private readonly pools: Record<'http:' | 'https:', Map<string, Map<string, EndpointPool>>> = { 'http:': new Map(), 'https:': new Map() };
   private count = 0;
-  private ended = false;
+  /** Closed or destroyed: no pool is made any more (a call still retrying sends nothing more). */
+  ended = false;
 
   constructor(
     private readonly undici: UndiciModule,
@@ -136,7 +136,6 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
     readonly #routes = new RouteCache();
     readonly #send: Record<'http:' | 'https:', SendAttempt>;
     readonly #unsubscribe: (() => void)[];
-    #closed = false;
 
     constructor(mesh: Mesh, options: MeshDispatcherOptions) {
       super();
@@ -166,10 +165,9 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
     override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
       const h = handler as unknown as AnyHandler;
       const route = this.#routes.read(opts.origin);
-      if (this.#closed || route === undefined || route.ip) {
-        const sink = sinkFor(h);
-        sink.begin();
-        sink.error(this.#closed ? closedError() : originError(opts.origin, route !== undefined));
+      const closed = this.#pools.ended;
+      if (closed || route === undefined || route.ip) {
+        sinkFor(h).refuse(closed ? closedError() : originError(opts.origin, route !== undefined));
         return true;
       }
       return dispatchThroughMesh(this.#core, route.service, opts as unknown as DispatchOptions, h, this.#send[route.scheme]);
@@ -178,9 +176,7 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
     override close(): Promise<void>;
     override close(callback: () => void): void;
     override close(callback?: () => void): Promise<void> | void {
-      const done = this.#end('close');
-      if (typeof callback !== 'function') return done;
-      done.then(() => callback(), () => callback());
+      return withCallback(this.#end('close'), callback);
     }
 
     override destroy(): Promise<void>;
@@ -189,19 +185,22 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
     override destroy(err: Error | null, callback: () => void): void;
     override destroy(a?: unknown, b?: unknown): Promise<void> | void {
       const callback = typeof a === 'function' ? a : typeof b === 'function' ? b : undefined;
-      const done = this.#end('destroy');
-      if (callback === undefined) return done;
-      done.then(() => (callback as () => void)(), () => (callback as () => void)());
+      return withCallback(this.#end('destroy'), callback as (() => void) | undefined);
     }
 
     #end(how: 'close' | 'destroy'): Promise<void> {
-      this.#closed = true;
       for (const unsubscribe of this.#unsubscribe) unsubscribe();
       return this.#pools.end(how);
     }
   }
 
   return (mesh, options) => new MeshDispatcherImpl(mesh, checkOptions(options));
+}
+
+/** undici's two forms of close() and destroy(): a promise, or a callback when one is given. */
+function withCallback(done: Promise<void>, callback: (() => void) | undefined): Promise<void> | void {
+  if (typeof callback !== 'function') return done;
+  done.then(callback, callback);
 }
 
 function closedError(): Error {

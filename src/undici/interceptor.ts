@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { authority } from '../endpoint/endpoint.js';
 import { meshCore } from '../mesh-core.js';
 import { LATER } from '../transport/attempt-context.js';
-import { tlsConnectOptions } from '../transport/tls.js';
+import { servernameFor } from '../transport/tls.js';
 import type { Mesh } from '../mesh.js';
 import { dispatchThroughMesh, type DispatchOptions, type SendAttempt } from './mesh-dispatch.js';
 import { responseFactory, RouteCache, type Route, type UndiciModule } from './module.js';
@@ -73,11 +73,10 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
         // certificate is checked against it; CAs and client certificates are the Agent's.
         'https:': (endpoint, attempt) => {
           const response = makeResponse(attempt);
-          const { servername } = tlsConnectOptions(core.service(attempt.service).policy.tls, attempt.service, endpoint.host);
           const opts = {
             ...((attempt.request as CallerSink).opts as Dispatcher.DispatchOptions),
             origin: `https://${authority(endpoint.host, endpoint.port)}`,
-            ...(servername !== undefined ? { servername } : {}),
+            servername: servernameFor(core.service(attempt.service).policy.tls, attempt.service, endpoint.host),
           } as Dispatcher.DispatchOptions;
           dispatch(opts, response as unknown as Dispatcher.DispatchHandler);
           return LATER;
@@ -96,12 +95,7 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
         // dispatcher, the handler's own callbacks) reaches the handler, not an unhandled rejection.
         answer
           .then((yes) => (yes ? viaMesh(route, opts, handler) : dispatch(opts, handler)))
-          .catch((error: unknown) => {
-            const sink = sinkFor(handler as unknown as AnyHandler);
-            sink.begin();
-            sink.error(error);
-          })
-          .catch(() => {});
+          .catch((error: unknown) => sinkFor(handler as unknown as AnyHandler).refuse(error));
         return true;
       };
     };

@@ -66,8 +66,7 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
     }
     svc = core.service(service);
   } catch (error) {
-    sink.begin();
-    sink.error(error);
+    sink.refuse(error);
     return true;
   }
   const policy = svc.policy;
@@ -79,14 +78,14 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
   const call = new Call(core.env, svc, settings, undiciTransport, send as unknown as Call['send']);
   sink.opts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', service) } : opts;
   call.request = sink;
+  // Before begin(): an abort while the caller is handed its abort stops the call, which then sends nothing.
+  sink.call = call;
   try {
     sink.begin();
   } catch (error) {
     sink.error(error); // the caller's onConnect threw: nothing is sent
     return true;
   }
-  sink.call = call;
-  if (sink.abortedEarly !== undefined) call.stop(sink.abortedEarly); // aborted while handed its abort: nothing is sent
   svc.stack.run(call).then(
     (value) => (value as AttemptResponse).commit(sink),
     // A call can still fail after a success was handed over (p-retry checks its signal once more): the

@@ -36,14 +36,10 @@ export abstract class CallerSink implements Sink {
   protected response: AttemptResponse | undefined;
   /** What each attempt dispatches (the caller's options, with `Host` set for `host: 'service'`). */
   opts: object | undefined;
-  /** The mesh call this dispatch runs as (set once it exists); the caller's abort stops it. */
+  /** The mesh call this dispatch runs as; the caller's abort stops it (before it started, nothing is sent). */
   call: { stop(reason: unknown): void } | undefined;
-  /** An abort that came before the call existed (while the caller was handed its abort). */
-  abortedEarly: unknown = undefined;
-  protected over = false;
-
-  /** Why the caller aborted, once it has: nothing but that error reaches it from then on. */
-  private abortedWith: unknown = undefined;
+  /** The caller has heard its end or its error: nothing more reaches it. */
+  private over = false;
 
   /**
    * The caller aborted (its signal, or fetch's own): the call stops, and a response it already has is aborted
@@ -51,16 +47,24 @@ export abstract class CallerSink implements Sink {
    * promise settled). The caller hears only `onError(reason)` from now on.
    */
   protected abortRequested(reason: unknown): void {
+    if (this.over) return;
     const why = reason ?? new Error('request aborted');
-    if (this.abortedWith !== undefined || this.over) return;
-    this.abortedWith = why;
-    if (this.call !== undefined) this.call.stop(why);
-    else this.abortedEarly ??= why;
+    this.call?.stop(why);
     const response = this.response;
     if (response !== undefined) {
       if (response.streaming) response.abort(why);
       this.error(why);
     }
+  }
+
+  /** Refuses the request before anything is sent: the caller is handed its abort, then hears `error`. */
+  refuse(error: unknown): void {
+    try {
+      this.begin();
+    } catch {
+      // its onConnect threw: it still hears why the request was refused
+    }
+    this.error(error);
   }
 
   /** The call failed: the caller hears it, and a response it may already have stops streaming. */
@@ -77,25 +81,23 @@ export abstract class CallerSink implements Sink {
     try {
       return this.deliverStart(response);
     } catch (error) {
-      this.threw(error);
+      this.fail(error);
       return false;
     }
   }
 
   data(chunk: Buffer): boolean {
     if (this.over) return true;
-    if (this.abortedWith !== undefined) return true;
     try {
       return this.deliverData(chunk);
     } catch (error) {
-      this.threw(error);
+      this.fail(error);
       return false;
     }
   }
 
   end(response: AttemptResponse): void {
     if (this.over) return;
-    if (this.abortedWith !== undefined) return this.error(this.abortedWith);
     this.over = true;
     try {
       this.deliverEnd(response);
@@ -120,10 +122,6 @@ export abstract class CallerSink implements Sink {
   protected abstract deliverData(chunk: Buffer): boolean;
   protected abstract deliverEnd(response: AttemptResponse): void;
   protected abstract deliverError(error: unknown): void;
-
-  private threw(error: unknown): void {
-    this.fail(error);
-  }
 }
 
 export class LegacySink extends CallerSink {

@@ -101,6 +101,22 @@ export class CallFailedError extends MeshError {
   }
 }
 
+/**
+ * A route's fault injection aborted the call before any network use (Envoy's fault filter, gRPC A33). Final:
+ * never retried. On fetch paths the call resolves with a synthetic Response of `status` instead.
+ */
+export class FaultInjectedError extends MeshError {
+  constructor(
+    service: string,
+    /** The status the fault answers with. */
+    readonly status: number,
+    /** The route whose fault it is. */
+    readonly route: string,
+  ) {
+    super('EFAULT', service, `fault injected by route '${route}' of '${service}': abort with ${status}`);
+  }
+}
+
 /** The mesh was closed: no new calls, and calls in flight were aborted. */
 export class MeshClosedError extends MeshError {
   constructor(service: string) {

@@ -12,6 +12,10 @@ export interface AttemptEvent extends ServiceEvent {
   readonly endpoint: Endpoint;
   /** 1 for the first attempt. */
   readonly attempt: number;
+  /** The route that chose the call's backend (its name); undefined when no route matched. */
+  readonly route?: string | undefined;
+  /** The backend that route chose. */
+  readonly backend?: { readonly subset?: string; readonly service?: string } | undefined;
 }
 
 /**
@@ -138,6 +142,25 @@ export interface MeshEvents {
     readonly callback: 'classify' | 'balancer' | 'unsent' | 'close';
     /** What it threw, or a `TypeError` describing a bad answer. */
     readonly error: unknown;
+  };
+  /**
+   * A new configuration is in force (`configure`, or a config source's update): calls that start from now on
+   * use it; calls in flight finish under theirs.
+   */
+  'config-update': {
+    /** The version now in force (`mesh.config().version`). */
+    readonly version: number;
+    /** `'api'` for `configure`, else the config source's name. */
+    readonly source: string;
+    /** The services whose configuration changed. */
+    readonly services: readonly string[];
+  };
+  /** A config source failed, or sent a configuration that does not validate: the last good one stays in force. */
+  'config-error': {
+    /** The config source's name. */
+    readonly source: string;
+    /** Why (a `TypeError` naming the option, for an invalid configuration). */
+    readonly error: Error;
   };
   /** A listener threw. */
   'listener-error': {

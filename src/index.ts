@@ -29,6 +29,7 @@ export {
   CallFailedError,
   MeshClosedError,
   InvalidServiceNameError,
+  FaultInjectedError,
   type AttemptRecord,
 } from './errors.js';
 export type { MeshEvents, MeshEventName, ServiceEvent, AttemptEvent } from './events.js';
@@ -52,7 +53,22 @@ export type {
   Verdict,
   MeshRequestInit,
 } from './options.js';
-export type { MeshSnapshot, ServiceSnapshot, EndpointSnapshot } from './observe/snapshot.js';
+export type { MeshSnapshot, ServiceSnapshot, EndpointSnapshot, RouteSnapshot } from './observe/snapshot.js';
+export type {
+  ConfigSource,
+  MeshConfigInput,
+  MeshConfigView,
+  RouteSpec,
+  RouteMatch,
+  PathMatch,
+  StringMatch,
+  BackendRef,
+  SubsetSpec,
+  FaultSpec,
+  MirrorSpec,
+} from './config/types.js';
+export { fileConfig, type FileConfigOptions } from './sources/file-config.js';
+export { consulConfig, type ConsulConfigOptions, type ConsulConfigSource } from './sources/consul-config.js';
 export type { AdminHandler, AdminHandlerOptions, AdminRequest, AdminResponse } from './observe/admin.js';
 export { withTraceContext, type TraceContextApi } from './observe/trace-context.js';
 export type { Clock } from './util/clock.js';

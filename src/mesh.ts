@@ -3,7 +3,14 @@ import type { CallEnv } from './call/env.js';
 import { callSettings, checkOptionKeys, optionKeys } from './call/settings.js';
 import type { AttemptFn } from './transport/attempt-context.js';
 import { callTransport } from './transport/call.js';
-import { DEFAULT_DISCOVERY, resolvePolicy } from './defaults.js';
+import { DEFAULT_DISCOVERY } from './defaults.js';
+import { callFacts } from './config/route-match.js';
+import type { MeshConfigInput, MeshConfigView } from './config/types.js';
+import { validateRouting } from './config/validate-config.js';
+import { MeshController } from './mesh-config.js';
+import { fetchFacts } from './routing/facts.js';
+import { Mirrors } from './routing/mirror.js';
+import type { RoutePlan } from './routing/plan.js';
 import { DiscoveryCache } from './discovery/cache.js';
 import type { Registry } from './discovery/registry.js';
 import { MeshClosedError } from './errors.js';
@@ -15,10 +22,10 @@ import { renderMetrics } from './observe/prometheus.js';
 import { RETIRED_GRACE_MS } from './observe/service-metrics.js';
 import { BreakerClock } from './resilience/breaker.js';
 import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
-import type { CallOptions, MeshOptions, MeshRequestInit, Policy } from './options.js';
+import type { CallOptions, MeshOptions, MeshRequestInit } from './options.js';
 import { Service } from './service.js';
 import { ServiceTable } from './service-table.js';
-import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough } from './transport/fetch.js';
+import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough, type FetchPlan } from './transport/fetch.js';
 import { systemClock } from './util/clock.js';
 import { TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
@@ -27,7 +34,7 @@ import { registerCore, type MeshCore } from './mesh-core.js';
 import type { Endpoint } from './endpoint/endpoint.js';
 import { serviceNameProblem } from './util/service-name.js';
 
-const CALL_KEYS = optionKeys();
+const CALL_KEYS = optionKeys(['route']);
 const FETCH_KEYS = optionKeys(FETCH_INIT_KEYS);
 
 /** A client bound to one service. */
@@ -84,6 +91,17 @@ export interface Mesh {
    * @example http.createServer(mesh.adminHandler()).listen(9901, '127.0.0.1')
    */
   adminHandler(options?: AdminHandlerOptions): AdminHandler;
+  /**
+   * Replaces `defaults`, `services`, `routes` and `subsets` as a whole (what is left out returns to its default),
+   * atomically: calls in flight finish under the configuration they started with, every call that starts after
+   * this returns uses the new one. Validated first: a bad option throws a `TypeError` naming it, and nothing
+   * changes. Endpoint state (latency, breakers, ejection, slow start) survives for endpoints that remain. What a
+   * config source sets still wins for the services it governs. Returns the new version.
+   * @example mesh.configure({ routes: { users: [{ name: 'split', backends: [{ subset: 'v1', weight: 90 }, { subset: 'v2', weight: 10 }] }] }, subsets })
+   */
+  configure(config: MeshConfigInput): number;
+  /** The configuration in force, as plain JSON, with its version (routes from config sources included). */
+  config(): MeshConfigView;
   /** Resolves these services now, instead of on their first call. */
   warmup(services: readonly string[]): Promise<void>;
   /** Stops watches and timers, aborts calls in flight; later calls reject with `MeshClosedError`. */
@@ -110,7 +128,7 @@ export function createMesh(options: MeshOptions): Mesh {
     input: string,
     init: RequestInit,
   ) => Promise<Response>;
-  const overrides: Record<string, Policy> = options.services ?? {};
+  validateRouting(options.routes, options.subsets);
   const events = new MeshEmitter();
   const maxServices = options.discovery?.maxServices ?? DEFAULT_DISCOVERY.maxServices;
   const breakerClock = new BreakerClock();
@@ -171,13 +189,25 @@ export function createMesh(options: MeshOptions): Mesh {
     callDeadlines: (ms) => listFor(deadlineLists, ms),
   };
 
+  const controller = new MeshController(
+    { defaults: options.defaults, services: options.services, routes: options.routes, subsets: options.subsets },
+    events,
+    () => {
+      const names: string[] = [];
+      for (const svc of table.values()) {
+        svc.reconfigure(controller.store.serviceConfig(svc.name));
+        names.push(svc.name);
+      }
+      return names;
+    },
+  );
+  const mirrors = new Mirrors(env);
+  const plans = { rng, events, zone: options.zone, service: (name: string) => serviceFor(name) };
+
   // The cache's listener reads `table` only when discovery answers, after this line has run.
   const table = new ServiceTable(
     maxServices,
-    (name) => {
-      const policy = resolvePolicy(options.defaults, Object.hasOwn(overrides, name) ? overrides[name] : undefined);
-      return new Service(name, policy, { discovery, clock, rng, events, breakerClock, zone: options.zone });
-    },
+    (name) => new Service(name, controller.store.serviceConfig(name), { discovery, clock, events, breakerClock, plans }),
     (svc) => {
       discovery.forget(svc.name);
       // Its endpoints leave with it: what adapters keep per endpoint (pools, clients) is closed.
@@ -186,18 +216,54 @@ export function createMesh(options: MeshOptions): Mesh {
   );
   const serviceFor = (name: string): Service => table.obtain(name);
 
+  /** The backend a routed call goes to; its fault and mirror are drawn here too. */
+  const routed = (c: Call, route: RoutePlan, send: AttemptFn<unknown>, replayable: boolean): Call => {
+    c.fault = route.drawFault();
+    const mirror = replayable ? route.drawMirror() : undefined;
+    if (mirror !== undefined) mirrors.fire(mirror, send, c.transport, route.stats);
+    return c;
+  };
+  /**
+   * A call to a service with routes and no endpoint list yet runs once discovery first answers (or fails: the
+   * call's endpoints step then reports it): a split passes the share of a backend without endpoints on, which it
+   * can only know then.
+   */
+  const afterDiscovery = <T>(svc: Service, run: () => Promise<T>): Promise<T> => {
+    const loading = svc.prepare(clock.now());
+    return loading === undefined ? run() : loading.then(run, run);
+  };
+
   const call = <T>(name: string, fn: AttemptFn<T>, callOptions?: CallOptions): Promise<T> => {
     try {
       if (closed) throw new MeshClosedError(String(name));
       if (typeof fn !== 'function') throw new TypeError('mesh.call(service, fn): fn must be a function');
       const svc = serviceFor(name);
-      let settings = svc.plainSettings;
+      if (svc.ready || svc.plan.routes === undefined) return callOn(svc, fn, callOptions);
+      return afterDiscovery(svc, () => callOn(svc, fn, callOptions));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+
+  const callOn = <T>(svc: Service, fn: AttemptFn<T>, callOptions: CallOptions | undefined): Promise<T> => {
+    try {
+      const plan = svc.plan;
+      let target = plan.whole;
+      let route: RoutePlan | undefined;
+      if (plan.routes !== undefined) {
+        const facts = callFacts(routeOption(callOptions));
+        route = plan.match(facts);
+        if (route !== undefined) target = route.chooseFor(facts, callOptions?.hashKey);
+      }
+      let settings = target.plainSettings;
       if (callOptions !== undefined) {
         if (callOptions === null || typeof callOptions !== 'object') throw new TypeError('mesh.call options must be an object');
         checkOptionKeys(callOptions, CALL_KEYS, 'options');
-        settings = callSettings(svc.policy, callOptions, callOptions.signal ?? undefined, callOptions.hashKey, false, true);
+        routeOption(callOptions);
+        settings = callSettings(target.policy, callOptions, callOptions.signal ?? undefined, callOptions.hashKey, false, true);
       }
-      return svc.stack.run(new Call(env, svc, settings, callTransport, fn as AttemptFn<unknown>)) as Promise<T>;
+      const c = new Call(env, target, settings, callTransport, fn as AttemptFn<unknown>);
+      return target.stack.run(route === undefined ? c : routed(c, route, fn as AttemptFn<unknown>, true)) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -209,11 +275,31 @@ export function createMesh(options: MeshOptions): Mesh {
       const plan = planFetch(fetchImpl, input, init ?? undefined);
       if (closed) throw new MeshClosedError(plan.service);
       const svc = serviceFor(plan.service);
-      const hashHeader = svc.policy.hashHeader;
+      if (svc.ready || svc.plan.routes === undefined) return fetchOn(svc, plan, input, init);
+      return afterDiscovery(svc, () => fetchOn(svc, plan, input, init));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+
+  const fetchOn = (svc: Service, plan: FetchPlan, input: string | URL | Request, init: MeshRequestInit | undefined): Promise<Response> => {
+    try {
+      const servicePlan = svc.plan;
+      let target = servicePlan.whole;
+      let route: RoutePlan | undefined;
+      if (servicePlan.routes !== undefined) {
+        const facts = fetchFacts(input, init ?? undefined, plan.rest, plan.base.method);
+        route = servicePlan.match(facts);
+        if (route !== undefined) target = route.chooseFor(facts, init?.hashKey);
+      }
+      const hashHeader = target.policy.hashHeader;
       const hashKey = init?.hashKey ?? (hashHeader === undefined ? undefined : headerValue(input, init, hashHeader));
-      const settings = callSettings(svc.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
-      const send = svc.fetchDispatcher === undefined ? plan.send : sendThrough(fetchImpl, plan, svc.fetchDispatcher);
-      return svc.stack.run(new Call(env, svc, settings, plan.transport, send)) as Promise<Response>;
+      const settings = callSettings(target.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
+      // A { service } backend is another service: its own dispatcher (its tls, its Host), if it has one.
+      const dispatcher = target.name === svc.name ? svc.fetchDispatcher : serviceFor(target.name).fetchDispatcher;
+      const send = dispatcher === undefined ? plan.send : sendThrough(fetchImpl, plan, dispatcher);
+      const c = new Call(env, target, settings, plan.transport, send);
+      return target.stack.run(route === undefined ? c : routed(c, route, plan.send, plan.replayable)) as Promise<Response>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -247,7 +333,9 @@ export function createMesh(options: MeshOptions): Mesh {
       events.off(event, listener);
       return mesh;
     },
-    snapshot: () => takeSnapshot(table.services, clock.now()),
+    configure: (config) => controller.configure(config),
+    config: () => controller.store.view(),
+    snapshot: () => takeSnapshot(table.services, clock.now(), controller.store.view()),
     metrics: () => renderMetrics(table.values(), { now: clock.now(), retiredGraceMs: RETIRED_GRACE_MS, staleHoldMs }),
     adminHandler: (adminOptions) => createAdminHandler(mesh, adminOptions),
     async warmup(names) {
@@ -260,6 +348,8 @@ export function createMesh(options: MeshOptions): Mesh {
       const calls: Call[] = [];
       for (const list of deadlineLists.values()) calls.push(...(list.entries() as Call[]));
       for (const c of calls) c.stop(new MeshClosedError(c.service));
+      mirrors.close();
+      const controlling = controller.close();
       discovery.close();
       const services = [...table.values()].map((svc) => svc.close(new MeshClosedError(svc.name)));
       breakerClock.close();
@@ -269,7 +359,7 @@ export function createMesh(options: MeshOptions): Mesh {
       const closing = [...closeListeners].map((listener) => Promise.resolve().then(listener));
       closeListeners.clear();
       removedListeners.clear();
-      await Promise.allSettled([...closing, ...services]);
+      await Promise.allSettled([...closing, ...services, controlling]);
       await registry.close?.();
     },
   };
@@ -278,7 +368,7 @@ export function createMesh(options: MeshOptions): Mesh {
     service: serviceFor,
     async knows(name) {
       if (serviceNameProblem(name) !== undefined) return false;
-      if (Object.hasOwn(overrides, name)) return true;
+      if (controller.store.names(name)) return true;
       const svc = table.get(name);
       if (svc !== undefined && svc.ready && svc.size > 0) return true;
       const known = await discovery.load(name).then((list) => list.length > 0, () => false);
@@ -296,5 +386,21 @@ export function createMesh(options: MeshOptions): Mesh {
     isClosed: () => closed,
   };
   registerCore(mesh, core);
+  // Sources start with the mesh: routes they push are in force as soon as they answer.
+  if (options.config !== undefined) controller.watch(Array.isArray(options.config) ? options.config : [options.config]);
   return mesh;
+}
+
+/** `mesh.call`'s `route` option (what routes match on), checked: `{ path?, method?, headers? }`. */
+function routeOption(options: CallOptions | undefined): CallOptions['route'] {
+  const route = options?.route;
+  if (route === undefined) return undefined;
+  if (route === null || typeof route !== 'object') throw new TypeError('options.route must be an object { path?, method?, headers? }');
+  for (const key of ['path', 'method'] as const) {
+    if (route[key] !== undefined && typeof route[key] !== 'string') throw new TypeError(`options.route.${key} must be a string`);
+  }
+  if (route.headers !== undefined && (route.headers === null || typeof route.headers !== 'object')) {
+    throw new TypeError('options.route.headers must be an object of header names to values');
+  }
+  return route;
 }

@@ -5,6 +5,7 @@ import type { ResolvedPolicy } from './options.js';
 import { EndpointBreaker, type BreakerClock, type BreakerState } from './resilience/breaker.js';
 import { OutlierDetector } from './resilience/outlier.js';
 import type { Clock } from './util/clock.js';
+import { samePolicyPart } from './util/same.js';
 
 /** What a service's health tracking needs from the mesh. */
 export interface HealthDeps {
@@ -33,7 +34,7 @@ export class ServiceHealth {
 
   constructor(
     private readonly service: string,
-    private readonly policy: ResolvedPolicy,
+    private policy: ResolvedPolicy,
     private readonly deps: HealthDeps,
     private readonly states: () => readonly EndpointState[],
     /** Called when an endpoint comes back (slow start ramps it again, as Envoy does for hosts turning healthy). */
@@ -46,6 +47,37 @@ export class ServiceHealth {
       state.breaker = new EndpointBreaker(this.policy.breaker, this.deps.breakerClock, (s) => this.onBreaker(state, s));
     }
     if (this.policy.outlier !== false) state.outlier = new OutlierDetector(this.policy.outlier, now);
+  }
+
+  /**
+   * A new configuration. A breaker or detector whose part of the policy did not change is kept as it is (its
+   * window, its state). A changed breaker policy starts every endpoint's breaker again, closed: opossum cannot
+   * resize a rolling window in place. A changed outlier policy applies to the detectors as they are (an ejected
+   * endpoint stays ejected until its time is up).
+   */
+  reconfigure(policy: ResolvedPolicy, now: number): void {
+    const old = this.policy;
+    this.policy = policy;
+    const states = this.states();
+    if (!samePolicyPart(old.breaker, policy.breaker)) {
+      for (const state of states) {
+        state.breaker?.shutdown();
+        state.breaker = undefined;
+        if (policy.breaker !== false) {
+          state.breaker = new EndpointBreaker(policy.breaker, this.deps.breakerClock, (s) => this.onBreaker(state, s));
+        }
+      }
+    }
+    if (!samePolicyPart(old.outlier, policy.outlier)) {
+      for (const state of states) {
+        if (policy.outlier === false) {
+          if (state.outlier?.ejected) this.ejected--;
+          state.outlier = undefined;
+        } else if (state.outlier !== undefined) state.outlier.policy = policy.outlier;
+        else state.outlier = new OutlierDetector(policy.outlier, now);
+      }
+    }
+    this.recount();
   }
 
   /** An endpoint left discovery: stop its breaker's timers. */
@@ -94,14 +126,6 @@ export class ServiceHealth {
     }
     this.nextDueAt = next;
     this.recount();
-  }
-
-  /** True when every endpoint's breaker refuses requests (the call fails fast with CircuitOpenError). */
-  allOpen(): boolean {
-    const states = this.states();
-    if (states.length === 0) return false;
-    for (const s of states) if (s.breaker === undefined || s.breaker.allowsRequest) return false;
-    return true;
   }
 
   private onBreaker(state: EndpointState, s: BreakerState): void {

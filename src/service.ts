@@ -1,60 +1,58 @@
-import type { Balancer, PickRequest } from './balancer/balancer.js';
-import type { Step } from './call/step.js';
-import { composeCallStack } from './call/stack.js';
-import { plainSettings, type CallSettings } from './call/settings.js';
-import type { CallTarget } from './call/target.js';
-import { createBalancer, isBalancerName } from './balancer/create.js';
-import { LocalityBalancer } from './balancer/locality.js';
+import type { RouteSpec, SubsetSpec } from './config/types.js';
 import { SlowStart } from './balancer/slow-start.js';
 import { DEFAULT_RTT_MS, EWMA_DECAY_MS } from './defaults.js';
 import type { DiscoveryCache } from './discovery/cache.js';
 import type { Endpoint } from './endpoint/endpoint.js';
-import type { EndpointState } from './endpoint/endpoint-state.js';
 import { EndpointSet, type EndpointSetChange } from './endpoint/endpoint-set.js';
+import type { EndpointState } from './endpoint/endpoint-state.js';
 import type { ResolvedPolicy } from './options.js';
 import { RetryBudget } from './resilience/budget.js';
 import { BulkheadQueue } from './resilience/bulkhead.js';
 import { LatencyWindow } from './resilience/latency-window.js';
 import { ServiceMetrics } from './observe/service-metrics.js';
-import type { Rng } from './util/random.js';
+import { ServicePlan, type PlanEnv, type PlanOwner } from './routing/plan.js';
 import { ServiceHealth, type HealthDeps } from './service-health.js';
 import { ServiceDispatcher } from './transport/fetch-dispatcher.js';
+import { samePolicyPart } from './util/same.js';
 
 /** Shared by every service of a mesh. */
 export interface ServiceDeps extends HealthDeps {
   readonly discovery: DiscoveryCache;
-  readonly rng: Rng;
-  /** The mesh's `zone`: with it, built-in balancers are wrapped for zone-aware balancing (policy `locality`). */
-  readonly zone?: string | undefined;
+  /** What plans need: the balancer environment, other services (for `{ service }` backends), route counters. */
+  readonly plans: PlanEnv;
+}
+
+/** The parts of the configuration in force that concern one service. */
+export interface ServiceConfig {
+  readonly policy: ResolvedPolicy;
+  readonly routes: readonly RouteSpec[] | undefined;
+  readonly subsets: Readonly<Record<string, SubsetSpec>>;
 }
 
 /**
- * One logical service: its endpoint set, its balancer, its policy, its counters and its call stack.
- * Discovery pushes lists in through {@link Service.applyEndpoints}; calls run through {@link Service.stack},
- * and see the service only as a {@link CallTarget}.
+ * One logical service: what lasts across configurations (its endpoint set and their state, its counters, its
+ * health, retry budget, bulkhead queue and slow start), and the {@link ServicePlan} in force (policy, balancers,
+ * routes), which `configure` swaps in one assignment. Discovery pushes lists in through
+ * {@link Service.applyEndpoints}; calls target one of the plan's backends.
  */
-export class Service implements CallTarget {
-  /** The call stack (src/call/stack.ts), composed once for this service. */
-  readonly stack: Step = composeCallStack();
-  readonly plainSettings: CallSettings;
-  /** A balancer of the user's: its picks are checked before use. */
-  private readonly custom: boolean;
+export class Service implements PlanOwner {
+  /** The configuration in force for this service: a call reads it once. */
+  plan: ServicePlan;
   readonly endpoints: EndpointSet;
-  readonly balancer: Balancer;
   /** Ramps the weight of endpoints added after the first list (policy `slowStart`). */
-  readonly slowStart: SlowStart | undefined;
+  slowStart: SlowStart | undefined;
   /** When ramping weights are next due for a recompute: one comparison per pick (Infinity when off or idle). */
   private rampCheckAt = Infinity;
-  readonly budget: RetryBudget | undefined;
+  budget: RetryBudget | undefined;
   readonly health: ServiceHealth;
   /** Recent latencies, kept only when a hedge delay of `'p95'` needs them. */
   latencyWindow: LatencyWindow | undefined;
-  /** Calls in flight (the bulkhead counts these). */
+  /** Calls in flight (the bulkhead counts these, across configurations). */
   active = 0;
-  /** Where calls wait for a slot when the bulkhead is full and `maxQueued` > 0. */
-  readonly queue: BulkheadQueue | undefined;
+  /** Where calls wait for a slot when the bulkhead is full and `maxQueued` > 0 (kept across configurations). */
+  queue: BulkheadQueue | undefined;
   /** mesh.fetch's dispatcher, when the policy's `tls` or `host: 'service'` needs one. */
-  readonly fetchDispatcher: ServiceDispatcher | undefined;
+  fetchDispatcher: ServiceDispatcher | undefined;
   /** When the latest call was admitted (clock reading): the idlest service is retired first. */
   lastCallAt = 0;
   /** Calls started, and how they ended. */
@@ -72,36 +70,68 @@ export class Service implements CallTarget {
 
   constructor(
     readonly name: string,
-    readonly policy: ResolvedPolicy,
+    config: ServiceConfig,
     private readonly deps: ServiceDeps,
   ) {
     this.endpoints = new EndpointSet({ decayMs: EWMA_DECAY_MS, defaultRttMs: DEFAULT_RTT_MS });
-    const spec = policy.balancer;
-    const make = (): Balancer => createBalancer(spec, { rng: deps.rng, ringHash: policy.ringHash, maglev: policy.maglev });
-    this.balancer =
-      deps.zone !== undefined && policy.locality !== false && isBalancerName(spec)
-        ? new LocalityBalancer(make, {
-            zone: deps.zone,
-            overprovisioningFactor: policy.locality.overprovisioningFactor,
-            rng: deps.rng,
-            onSpill: (spill) => {
-              if (deps.events.has('zone-spill')) deps.events.emit('zone-spill', { service: name, ...spill });
-            },
-          })
-        : make();
-    this.slowStart = policy.slowStart === false ? undefined : new SlowStart(policy.slowStart);
-    const budget = policy.retry === false ? false : policy.retry.budget;
-    this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, deps.clock) : undefined;
-    this.queue = policy.maxQueued > 0 ? new BulkheadQueue(policy.maxQueued) : undefined;
+    const policy = config.policy;
     this.health = new ServiceHealth(name, policy, deps, () => this.endpoints.states, (state, now) => {
       if (this.slowStart === undefined) return;
       this.slowStart.begin([state], now);
       this.rampCheckAt = Math.min(this.rampCheckAt, this.slowStart.checkAt);
     });
-    if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow = new LatencyWindow();
-    this.plainSettings = plainSettings(policy);
-    this.fetchDispatcher = ServiceDispatcher.wanted(policy) ? new ServiceDispatcher(name, policy) : undefined;
-    this.custom = !isBalancerName(spec);
+    this.adopt(undefined, policy);
+    this.plan = new ServicePlan(this, policy, config.routes, config.subsets, deps.plans);
+  }
+
+  /** The policy in force. */
+  get policy(): ResolvedPolicy {
+    return this.plan.policy;
+  }
+
+  /** The endpoints discovery lists now, in its order (backends filter these). */
+  get states(): readonly EndpointState[] {
+    return this.endpoints.states;
+  }
+
+  /**
+   * Takes a new configuration: a new plan (balancers, routes), and the shared parts the policy shapes are kept
+   * when their part of the policy is the same, else remade (see {@link ServiceHealth.reconfigure}). Calls in
+   * flight keep the backend, policy and stack they started with.
+   */
+  reconfigure(config: ServiceConfig): void {
+    const plan = new ServicePlan(this, config.policy, config.routes, config.subsets, this.deps.plans);
+    this.adopt(this.plan.policy, config.policy);
+    this.health.reconfigure(config.policy, this.deps.clock.now());
+    this.plan = plan;
+  }
+
+  /** The retry budget, queue, slow start, latency window and fetch dispatcher of `policy` (kept where unchanged). */
+  private adopt(old: ResolvedPolicy | undefined, policy: ResolvedPolicy): void {
+    const budget = policy.retry === false ? false : policy.retry.budget;
+    const oldBudget = old === undefined || old.retry === false ? false : old.retry.budget;
+    if (old === undefined || !samePolicyPart(budget, oldBudget)) {
+      this.budget = budget ? new RetryBudget(budget.ratio, budget.minPerSecond, budget.ttlMs, this.deps.clock) : undefined;
+    }
+    // The queue keeps its waiters: only its capacity follows (0 refuses new waiters).
+    if (this.queue !== undefined) this.queue.capacity = policy.maxQueued;
+    else if (policy.maxQueued > 0) this.queue = new BulkheadQueue(policy.maxQueued);
+    if (old === undefined || !samePolicyPart(policy.slowStart, old.slowStart)) {
+      this.slowStart = policy.slowStart === false ? undefined : new SlowStart(policy.slowStart);
+      if (old !== undefined) this.forgetRamps();
+    }
+    if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow ??= new LatencyWindow();
+    if (old === undefined || !samePolicyPart([policy.tls, policy.host], [old.tls, old.host])) {
+      // Gracefully: bodies of calls made under the old dispatcher may still stream through it.
+      void this.fetchDispatcher?.close('close');
+      this.fetchDispatcher = ServiceDispatcher.wanted(policy) ? new ServiceDispatcher(this.name, policy) : undefined;
+    }
+  }
+
+  /** A changed slow-start policy: ramping weights go back to discovery's (a new ramp starts with the next joiners). */
+  private forgetRamps(): void {
+    for (const state of this.endpoints.states) state.weight = state.endpoint.weight;
+    this.rampCheckAt = Infinity;
   }
 
   /** How many endpoints discovery lists now. */
@@ -125,8 +155,8 @@ export class Service implements CallTarget {
       slowStart.refresh(now);
       this.rampCheckAt = slowStart.checkAt;
     }
-    this.balancer.update?.(this.endpoints.states);
     this.ready = true;
+    this.plan.refresh(this.endpoints.states);
     this.updatedAt = now;
     this.noteFreshness();
     return change;
@@ -173,24 +203,15 @@ export class Service implements CallTarget {
     return this.fetchDispatcher?.close(how) ?? Promise.resolve();
   }
 
-  /**
-   * One balancer pick among the usable endpoints not in `request.tried` (breaker closed or probe free, not
-   * ejected outside panic). The call path's pick step decides what "nothing" means.
-   */
-  choose(request: PickRequest): EndpointState | undefined {
-    if (request.now >= this.rampCheckAt) this.ramp(request.now);
-    const chosen = this.balancer.pick(this.endpoints.states, request);
-    if (this.custom && chosen !== undefined && (chosen === null || this.endpoints.get(chosen.id) !== chosen || !chosen.usable(request.panic))) {
-      // Your balancer's answer is checked (ours are trusted): the pick step reports the throw and picks nothing.
-      throw new TypeError(`balancer '${this.balancer.name}' returned something that is not a usable endpoint of '${this.name}'`);
+  /** Slow start: recomputes the ramping weights when due and lets every backend see them (at most every 100 ms). */
+  rampIfDue(now: number): void {
+    if (now < this.rampCheckAt) return;
+    const slowStart = this.slowStart;
+    if (slowStart === undefined) {
+      this.rampCheckAt = Infinity;
+      return;
     }
-    return chosen;
-  }
-
-  /** Slow start: recomputes the ramping weights and lets the balancer see them (at most every 100 ms). */
-  private ramp(now: number): void {
-    const slowStart = this.slowStart as SlowStart;
-    if (slowStart.refresh(now)) this.balancer.update?.(this.endpoints.states);
+    if (slowStart.refresh(now)) this.plan.refresh(this.endpoints.states);
     this.rampCheckAt = slowStart.checkAt;
   }
 

@@ -13,7 +13,7 @@ export { serviceNameProblem };
  */
 export function validateMeshOptions(options: MeshOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError('createMesh options must be an object');
-  const known = new Set(['registry', 'defaults', 'services', 'zone', 'fetch', 'discovery', 'clock', 'random']);
+  const known = new Set(['registry', 'defaults', 'services', 'routes', 'subsets', 'config', 'zone', 'fetch', 'discovery', 'clock', 'random']);
   unknownKeys(options, known, 'options');
   const r = options.registry as unknown;
   if (r === null || typeof r !== 'object' || typeof (r as { resolve?: unknown }).resolve !== 'function') {
@@ -100,7 +100,7 @@ export function validatePolicy(p: Policy, at: string): void {
 }
 
 /** The header-name token of RFC 9110 §5.6.2. */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** The options of the hash balancers, slow start and zone-aware balancing. */
 function validateBalancing(p: Policy, at: string): void {
@@ -206,17 +206,17 @@ export function validateHedge(h: unknown, at: string): void {
   integer(o.maxAttempts, `${at}.maxAttempts`, 2);
 }
 
-function plainObject(v: unknown, at: string): void {
+export function plainObject(v: unknown, at: string): void {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${at} must be an object`);
 }
 
-function unknownKeys(o: object, known: ReadonlySet<string>, at: string): void {
+export function unknownKeys(o: object, known: ReadonlySet<string>, at: string): void {
   for (const k of Object.keys(o)) {
     if (!known.has(k)) throw new TypeError(`${at}.${k} is not a known option (known: ${[...known].join(', ')})`);
   }
 }
 
-function integer(v: unknown, at: string, min: number): void {
+export function integer(v: unknown, at: string, min: number): void {
   if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min)) {
     throw new TypeError(`${at} must be an integer >= ${min}`);
   }
@@ -235,25 +235,25 @@ function positive(v: unknown, at: string): void {
  */
 export const MAX_TIMER_MS = 2_147_483_647;
 
-function positiveMs(v: unknown, at: string): void {
+export function positiveMs(v: unknown, at: string): void {
   if (v !== undefined && !(typeof v === 'number' && v > 0 && v <= MAX_TIMER_MS)) {
     throw new TypeError(`${at} must be a finite number > 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit)`);
   }
 }
 
-function nonNegativeMs(v: unknown, at: string): void {
+export function nonNegativeMs(v: unknown, at: string): void {
   if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= MAX_TIMER_MS)) {
     throw new TypeError(`${at} must be a finite number >= 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit)`);
   }
 }
 
-function nonNegative(v: unknown, at: string): void {
+export function nonNegative(v: unknown, at: string): void {
   if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
     throw new TypeError(`${at} must be a finite number >= 0`);
   }
 }
 
-function percent(v: unknown, at: string): void {
+export function percent(v: unknown, at: string): void {
   if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 100)) {
     throw new TypeError(`${at} must be a number from 0 to 100`);
   }

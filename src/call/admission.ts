@@ -1,6 +1,7 @@
-import { BulkheadFullError, MeshClosedError, TimeoutError } from '../errors.js';
+import { BulkheadFullError, FaultInjectedError, MeshClosedError, TimeoutError } from '../errors.js';
 import { callOutcomeOf, OUTCOME } from '../observe/service-metrics.js';
 import type { Call } from './call.js';
+import type { CallTarget } from './target.js';
 import { failedResult } from './result.js';
 import { below, type Step } from './step.js';
 
@@ -35,7 +36,7 @@ export class AdmissionStep implements Step {
       const waiting = target.queue?.wait(signal ?? call.sleepSignal(), settings.totalMs, () => new TimeoutError(target.name, 'total', settings.totalMs));
       if (waiting === undefined) {
         call.release();
-        target.metrics.callEnded(OUTCOME.rejected);
+        ended(target, OUTCOME.rejected);
         if (env.events.has('rejected')) env.events.emit('rejected', { service: target.name, reason: 'bulkhead' });
         throw new BulkheadFullError(target.name, target.policy.maxConcurrent);
       }
@@ -44,7 +45,7 @@ export class AdmissionStep implements Step {
         call.now = env.clock.now();
       } catch (error) {
         call.release();
-        target.metrics.callEnded(callOutcomeOf(error, signal), env.clock.now() - start);
+        ended(target, callOutcomeOf(error, signal), env.clock.now() - start);
         throw error;
       }
     } else {
@@ -66,6 +67,8 @@ export class AdmissionStep implements Step {
       }
       // The success path reads no clock: the winning attempt's end time is on record.
       target.metrics.callSucceeded(start);
+      const routed = target.routeStats;
+      if (routed !== undefined) routed.outcomes[OUTCOME.success]!++;
       call.end(value);
       return value;
     } catch (error) {
@@ -74,16 +77,24 @@ export class AdmissionStep implements Step {
         result = failedResult(call, error);
       } catch (final) {
         target.callFailures++;
-        target.metrics.callEnded(callOutcomeOf(final, signal), env.clock.now() - start);
+        ended(target, callOutcomeOf(final, signal), env.clock.now() - start);
         call.release();
         throw final;
       }
       target.callFailures++;
-      target.metrics.callEnded(OUTCOME.failure, env.clock.now() - start);
+      // A fault's synthetic Response is counted apart from the backends' own failures.
+      ended(target, error instanceof FaultInjectedError ? OUTCOME.fault : OUTCOME.failure, env.clock.now() - start);
       call.end(result.value);
       return result.value;
     } finally {
       if (target.queue === undefined || !target.queue.handOver()) target.active--;
     }
   }
+}
+
+/** Records how a call that did not succeed ended: for the service, and for its route's backend. */
+function ended(target: CallTarget, outcome: number, durationMs?: number): void {
+  target.metrics.callEnded(outcome, durationMs);
+  const routed = target.routeStats;
+  if (routed !== undefined) routed.outcomes[outcome]!++;
 }

@@ -51,6 +51,14 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
     return this.state.endpoint;
   }
 
+  get route(): string | undefined {
+    return this.call.target.route;
+  }
+
+  get backend(): { readonly subset?: string; readonly service?: string } | undefined {
+    return this.call.target.backend;
+  }
+
   get signal(): AbortSignal {
     if (this.controller === undefined) {
       this.controller = new AbortController();
@@ -112,7 +120,7 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
       this.timeouts.add(this);
       call.enter(this);
       if (env.events.has('request')) {
-        env.events.emit('request', { service: call.target.name, endpoint: this.state.endpoint, attempt: this.attempt });
+        env.events.emit('request', { service: call.target.name, endpoint: this.state.endpoint, attempt: this.attempt, route: call.target.route, backend: call.target.backend });
       }
       if (call.stopped !== undefined) return this.end('aborted', call.stopped);
       if (env.isClosed()) return this.end('aborted', new MeshClosedError(call.target.name));

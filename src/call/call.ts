@@ -11,6 +11,14 @@ import type { AttemptFailure, ResultSource } from './failure.js';
 import type { CallSettings } from './settings.js';
 import type { CallTarget } from './target.js';
 
+/** A fault a route drew for one call: a delay, an abort, or both (the delay first), as Envoy's filter does. */
+export interface InjectedFault {
+  readonly route: string;
+  readonly delayMs: number;
+  /** The status to abort with, or undefined for no abort. */
+  readonly abortStatus: number | undefined;
+}
+
 /** How an attempt ended, before classification. */
 export type AttemptEnd = 'value' | 'error' | 'aborted';
 
@@ -96,6 +104,8 @@ export class Call implements Expiring, PickRequest, EventListenerObject, DrainOw
   recoveryNext: { run(call: Call): Promise<unknown> } | undefined;
   /** What the transport planned for this call, read by its attempts (the undici path's dispatch options). */
   request: unknown = undefined;
+  /** The fault its route drew for it (the fault step applies it), if any. */
+  fault: InjectedFault | undefined = undefined;
   private holdsBody = false;
   private wake: ((reason: unknown) => void) | undefined;
   private sleepCtl: AbortController | undefined;

@@ -95,7 +95,7 @@ class HedgeGroup {
     const delayMs = hedgeDelay(target, this.hedge);
     this.launch();
     if (env.events.has('hedge')) {
-      env.events.emit('hedge', { service: target.name, endpoint: state.endpoint, attempt: call.started, delayMs });
+      env.events.emit('hedge', { service: target.name, endpoint: state.endpoint, attempt: call.started, delayMs, route: target.route, backend: target.backend });
     }
   };
 

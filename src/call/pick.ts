@@ -62,7 +62,7 @@ export class PickStep implements Step {
       return Promise.reject(last);
     }
     const target = call.target;
-    if (target.health.allOpen()) return Promise.reject(new CircuitOpenError(target.name));
+    if (target.allOpen()) return Promise.reject(new CircuitOpenError(target.name));
     if (target.size === 0) return Promise.reject(new NoEndpointsError(target.name));
     return Promise.reject(new NoEndpointsError(target.name, 'every endpoint is ejected or unavailable'));
   }

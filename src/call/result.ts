@@ -1,4 +1,4 @@
-import { CallFailedError, MeshClosedError, TimeoutError, type AttemptRecord } from '../errors.js';
+import { CallFailedError, FaultInjectedError, MeshClosedError, TimeoutError, type AttemptRecord } from '../errors.js';
 import type { Call } from './call.js';
 import { AttemptFailure } from './failure.js';
 
@@ -13,6 +13,7 @@ export interface FailedResult {
  *   every other failed value is freed (bodies cancelled);
  * - its last failure was a timeout: that `TimeoutError`, with every attempt listed;
  * - any other last failure: a `CallFailedError` with the last error as `cause` and every attempt;
+ * - a fault injected an abort: the transport's synthetic answer (a Response), else the `FaultInjectedError`;
  * - the call stopped, or failed before any attempt: that error as it is (a caller's abort reason, a total
  *   `TimeoutError`, `MeshClosedError`, `NoEndpointsError`, ...).
  * Throws in the cases that reject.
@@ -34,6 +35,12 @@ export function failedResult(call: Call, error: unknown): FailedResult {
       throw last;
     }
     throw new CallFailedError(call.target.name, last, records);
+  }
+  if (error instanceof FaultInjectedError) {
+    // An injected abort answers as the transport would: a synthetic Response on fetch paths.
+    const value = call.transport.faultValue?.(error);
+    if (value !== undefined) return { value };
+    throw error;
   }
   if (error instanceof TimeoutError && error.scope === 'total') error.attempts = records;
   if (error instanceof MeshClosedError && error.service !== call.target.name) throw new MeshClosedError(call.target.name);

@@ -74,6 +74,8 @@ function retryAfterFailure(call: Call, next: Step, first: AttemptFailure): Promi
             attempt: error.record.attempt,
             error: errorOf(error),
             delayMs: nominal + (asked ?? 0),
+            route: target.route,
+            backend: target.backend,
           });
         }
         // Retry-After asks for at least this long; p-retry's own backoff follows it.

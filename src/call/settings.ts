@@ -95,7 +95,7 @@ function isSignal(value: unknown): value is AbortSignal {
 }
 
 /** A per-call `retry` merged over the service's resolved retry policy. */
-function overrideRetry(base: false | ResolvedRetry, override: false | RetryPolicy): false | ResolvedRetry {
+export function overrideRetry(base: false | ResolvedRetry, override: false | RetryPolicy): false | ResolvedRetry {
   if (override === false) return false;
   const raw: RetryPolicy = base === false ? {} : { ...base, retryOn: [...base.retryOn] };
   return resolveRetry({ ...raw, ...override });

@@ -41,7 +41,7 @@ export function settle(a: Attempt, end: AttemptEnd, result: unknown): void {
   if (ok) {
     target.latencyWindow?.add(durationMs);
     if (env.events.has('success')) {
-      env.events.emit('success', { service: target.name, endpoint: state.endpoint, attempt: a.attempt, durationMs });
+      env.events.emit('success', { service: target.name, endpoint: state.endpoint, attempt: a.attempt, durationMs, route: target.route, backend: target.backend });
     }
     if (end === 'value') {
       call.winner = a;
@@ -61,6 +61,8 @@ export function settle(a: Attempt, end: AttemptEnd, result: unknown): void {
       endpoint: state.endpoint,
       attempt: a.attempt,
       durationMs,
+      route: target.route,
+      backend: target.backend,
       error: error instanceof Error ? error : new Error(status !== undefined ? `HTTP ${status}` : String(error ?? label)),
       ...(status !== undefined ? { status } : {}),
     });

@@ -1,6 +1,7 @@
 import { AdmissionStep } from './admission.js';
 import { AttemptStep } from './attempt.js';
 import { EndpointsStep } from './endpoints.js';
+import { FaultStep } from './fault.js';
 import { HedgeStep } from './hedge.js';
 import { PickStep } from './pick.js';
 import { RetryStep } from './retry.js';
@@ -23,6 +24,17 @@ export const CALL_STEPS: readonly StepFactory[] = Object.freeze<StepFactory[]>([
   (next) => new PickStep(next),
   (next) => new HedgeStep(next),
   () => new AttemptStep(),
+]);
+
+/**
+ * The stack of a route that injects faults: the fault step right below admission, so a delay is under the call's
+ * deadline and bulkhead, and an abort comes before discovery, any pick and the retry loop. Routes without faults
+ * (and every call outside a route) keep {@link CALL_STEPS}: faults cost them nothing.
+ */
+export const FAULT_STEPS: readonly StepFactory[] = Object.freeze<StepFactory[]>([
+  CALL_STEPS[0]!,
+  (next) => new FaultStep(next),
+  ...CALL_STEPS.slice(1),
 ]);
 
 /** The stack as its top step; a service composes it once. */

@@ -1,11 +1,14 @@
 import type { PickRequest } from '../balancer/balancer.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
+import type { BackendLabel, BackendStats } from '../observe/route-stats.js';
 import type { ServiceMetrics } from '../observe/service-metrics.js';
 import type { ResolvedPolicy } from '../options.js';
 import type { RetryBudget } from '../resilience/budget.js';
 import type { BulkheadQueue } from '../resilience/bulkhead.js';
 import type { LatencyWindow } from '../resilience/latency-window.js';
 import type { CallSettings } from './settings.js';
+
+export type { BackendLabel };
 
 /** The part of a service's health the call steps touch. */
 export interface TargetHealth {
@@ -15,12 +18,11 @@ export interface TargetHealth {
   restoreDue(now: number): void;
   /** An attempt's verdict, for outlier detection. */
   record(state: EndpointState, ok: boolean, now: number): void;
-  /** True when every endpoint's breaker refuses requests. */
-  allOpen(): boolean;
 }
 
 /**
- * What the call steps see of a service: its policy, counters and the few operations a call needs. The
+ * What the call steps see of a service (a backend of one configuration: the whole service or a route's subset):
+ * its policy, counters and the few operations a call needs. The
  * steps never hold the `Service` class itself, so the call path can be read (and tested) on its own.
  */
 export interface CallTarget {
@@ -48,4 +50,12 @@ export interface CallTarget {
   prepare(now: number): Promise<void> | undefined;
   /** One balancer pick among the usable endpoints not in `request.tried` (slow-start ramps applied). */
   choose(request: PickRequest): EndpointState | undefined;
+  /** True when every endpoint this target balances over has its breaker open. */
+  allOpen(): boolean;
+  /** The route that chose this target (its name), or undefined outside any route. */
+  readonly route: string | undefined;
+  /** The backend of that route. */
+  readonly backend: BackendLabel | undefined;
+  /** The route's counters for this backend (calls by outcome). */
+  readonly routeStats: BackendStats | undefined;
 }

@@ -2,10 +2,14 @@
  * The admin dashboard: one self-contained HTML page (no CDN, no build step, no external request other than
  * its own `snapshot`). It polls `snapshot` next to its own URL every second and draws, per service and
  * endpoint: state, EWMA latency, in-flight, success rate and request rate of the last second, weight and
- * zone, with bars and 60-second sparklines so a slow or failing endpoint stands out.
+ * zone, with bars and 60-second sparklines so a slow or failing endpoint stands out. It also shows the
+ * configuration in force (`snapshot.config`): its version (and how long ago it changed) and, per service with
+ * routes, each route with its match, its backends' configured weight and share next to the share of calls each
+ * backend got over the last poll (from the difference between two snapshots), and its fault and mirror with
+ * their counters.
  *
  * Every value goes into the page through `textContent` or SVG attributes, never as HTML: endpoint ids and
- * zones come from a registry and are not trusted. The script and style are inline; the admin handler serves
+ * zones come from a registry, names and match values from configuration (a config source), and are not trusted. The script and style are inline; the admin handler serves
  * them under a Content-Security-Policy that allows exactly these two (by hash) and `connect-src 'self'`.
  * The page's JavaScript avoids template literals so that this file can hold it in one.
  */
@@ -38,6 +42,15 @@ td.id { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 
 .badge.bad { background: #fbd5d5; color: #8a1c1c; } .badge.off { background: #e4e7ec; color: #475467; }
 svg.spark { vertical-align: middle; } svg.spark polyline { fill: none; stroke-width: 1.5; }
 .empty { color: #667085; font-style: italic; }
+#config { display: inline-flex; gap: 12px; }
+.routes { margin-top: 12px; }
+.routes h3 { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: #667085; font-weight: 600; margin: 10px 0 2px; }
+.route { border-top: 1px solid #eef1f5; padding: 6px 0 2px; }
+.route-head { display: flex; flex-wrap: wrap; align-items: baseline; gap: 4px 16px; margin-bottom: 4px; }
+.route-head h4 { font-size: 14px; margin: 0 6px 0 0; font-family: ui-monospace, SFMono-Regular, Menlo, monospace; }
+.route-head .kv b { font-size: 12px; font-weight: 500; white-space: pre-wrap; word-break: break-all; }
+.route-extra { font-size: 12px; color: #475467; margin: 4px 0 0; }
+.bar.cfg > i { background: #3867d6; }
 `;
 
 export const DASHBOARD_SCRIPT = `
@@ -115,9 +128,19 @@ function stateOf(e) {
   return ['healthy', 'ok'];
 }
 
-function renderService(name, s, dt) {
+function renderService(name, s, routeSpecs, source, dt) {
   var sec = el('section', 'service');
   sec.setAttribute('data-service', name);
+  if (s === null) {
+    var only = el('div', 'svc-head');
+    only.appendChild(el('h2', '', name));
+    if (source) only.appendChild(kv('config from', source, 'source'));
+    sec.appendChild(only);
+    sec.appendChild(el('div', 'empty', 'not called yet'));
+    var configured = renderRoutes(name, routeSpecs, [], dt);
+    if (configured) sec.appendChild(configured);
+    return sec;
+  }
   var p = prev.get('svc|' + name);
   var calls = p ? Math.max(0, s.calls - p.calls) : 0;
   var failed = p ? Math.max(0, s.failedCalls - p.failedCalls) : 0;
@@ -131,9 +154,15 @@ function renderService(name, s, dt) {
   head.appendChild(kv('retry budget', s.retryBudget === null ? 'off' : s.retryBudget, 'budget'));
   head.appendChild(kv('discovery age', s.discoveryAgeMs === null ? '\\u2014' : (s.discoveryAgeMs / 1000).toFixed(0) + ' s', 'age'));
   head.appendChild(kv('balancer', s.balancer, 'balancer'));
+  if (source) head.appendChild(kv('config from', source, 'source'));
   if (s.panic) head.appendChild(el('span', 'badge bad', 'PANIC'));
   sec.appendChild(head);
-  if (!s.endpoints.length) { sec.appendChild(el('div', 'empty', s.ready ? 'no endpoints' : 'not resolved yet')); return sec; }
+  var routes = renderRoutes(name, routeSpecs, s.routes || [], dt);
+  if (!s.endpoints.length) {
+    sec.appendChild(el('div', 'empty', s.ready ? 'no endpoints' : 'not resolved yet'));
+    if (routes) sec.appendChild(routes);
+    return sec;
+  }
 
   var table = el('table');
   var hr = el('tr');
@@ -180,18 +209,186 @@ function renderService(name, s, dt) {
     table.appendChild(tr);
   });
   sec.appendChild(table);
+  if (routes) sec.appendChild(routes);
   return sec;
 }
+
+// Routes: the configuration in force against what the calls did. A backend's label is the snapshot's:
+// 'v2' (a subset), 'service:x', 'service:x/v2', or '*' (the whole service).
+function given(v) { return v !== undefined && v !== null; }
+function labelOf(ref) {
+  if (!given(ref.service)) return given(ref.subset) ? String(ref.subset) : '*';
+  return given(ref.subset) ? 'service:' + ref.service + '/' + ref.subset : 'service:' + ref.service;
+}
+function clip(text, n) { text = String(text); return text.length > n ? text.slice(0, n - 1) + '\u2026' : text; }
+function describeMatch(match) {
+  if (!match || !match.length) return 'every request';
+  return match.map(function (m) {
+    var parts = [];
+    if (m.path) {
+      if (given(m.path.exact)) parts.push('path = ' + m.path.exact);
+      else if (given(m.path.prefix)) parts.push('path prefix ' + m.path.prefix);
+      else if (given(m.path.regex)) parts.push('path ~ ' + m.path.regex);
+    }
+    if (m.method) parts.push('method ' + m.method);
+    if (m.headers) Object.keys(m.headers).forEach(function (h) {
+      var v = m.headers[h];
+      parts.push('header ' + h + (typeof v === 'string' ? ' = ' + v : ' ~ ' + (v && v.regex)));
+    });
+    if (m.query) Object.keys(m.query).forEach(function (k) { parts.push('query ' + k + ' = ' + m.query[k]); });
+    return parts.length ? parts.join(' and ') : 'every request';
+  }).join(' or ');
+}
+function describeFault(f) {
+  var parts = [];
+  if (f.delay) parts.push('delay ' + f.delay.ms + ' ms on ' + f.delay.percent + '%');
+  if (f.abort) parts.push('abort ' + f.abort.status + ' on ' + f.abort.percent + '%');
+  return parts.length ? parts.join(', ') : 'none';
+}
+function rate(now, before, dt) { return before === undefined ? '\u2014' : (Math.max(0, now - before) / dt).toFixed(0) + '/s'; }
+
+function renderRoutes(service, specs, stats, dt) {
+  specs = Array.isArray(specs) ? specs : [];
+  var byName = new Map();
+  stats.forEach(function (r) { byName.set(r.name, r); });
+  var names = specs.map(function (r) { return r.name; });
+  byName.forEach(function (_r, n) { if (names.indexOf(n) < 0) names.push(n); });
+  if (!names.length) return null;
+  var box = el('div', 'routes');
+  box.appendChild(el('h3', '', 'routes'));
+  names.forEach(function (n) {
+    var spec = specs.filter(function (r) { return r.name === n; })[0];
+    box.appendChild(renderRoute(service, n, spec, byName.get(n), dt));
+  });
+  return box;
+}
+
+function renderRoute(service, name, spec, st, dt) {
+  var wrap = el('div', 'route');
+  wrap.setAttribute('data-route', name);
+  var head = el('div', 'route-head');
+  head.appendChild(el('h4', '', name));
+  if (spec) head.appendChild(kv('match', clip(describeMatch(spec.match), 300), 'match'));
+  else head.appendChild(el('span', 'badge off', 'no longer configured'));
+  if (spec && spec.stickyHeader) head.appendChild(kv('sticky header', spec.stickyHeader, 'sticky'));
+  wrap.appendChild(head);
+
+  // The configured weights, by label; a route without backends sends everything to the whole service.
+  var configured = new Map();
+  var refs = spec ? (Array.isArray(spec.backends) && spec.backends.length ? spec.backends : [{}]) : [];
+  refs.forEach(function (b) {
+    var label = labelOf(b);
+    var c = configured.get(label) || { weight: 0, priority: given(b.priority) ? b.priority : 0 };
+    c.weight += given(b.weight) ? b.weight : 1;
+    configured.set(label, c);
+  });
+  // A backend's configured share is of its priority level; a higher level is a failover (Envoy's priorities).
+  var levels = new Map();
+  configured.forEach(function (c) { levels.set(c.priority, (levels.get(c.priority) || 0) + c.weight); });
+  var lowest = Infinity;
+  levels.forEach(function (_t, p) { if (p < lowest) lowest = p; });
+  var failover = levels.size > 1;
+
+  var labels = [];
+  configured.forEach(function (_c, l) { labels.push(l); });
+  var counted = new Map();
+  (st ? st.backends : []).forEach(function (b) { counted.set(b.backend, b); if (labels.indexOf(b.backend) < 0) labels.push(b.backend); });
+  var key = JSON.stringify(['route', service, name]);
+  var q = prev.get(key);
+  var now = { backends: new Map(), faults: st ? st.faults : { delay: 0, abort: 0 }, mirrors: st ? st.mirrors : { sent: 0, succeeded: 0, failed: 0 } };
+  var total = 0;
+  labels.forEach(function (l) {
+    var b = counted.get(l);
+    var calls = b ? b.calls : 0;
+    var ok = b && b.outcomes ? b.outcomes.success || 0 : 0;
+    var before = q ? q.backends.get(l) : undefined;
+    var d = q ? Math.max(0, calls - (before ? before.calls : 0)) : null;
+    var dOk = q ? Math.max(0, ok - (before ? before.ok : 0)) : null;
+    now.backends.set(l, { calls: calls, ok: ok, d: d, dOk: dOk });
+    if (d !== null) total += d;
+  });
+  prev.set(key, now);
+
+  var table = el('table');
+  var hr = el('tr');
+  ['backend'].concat(failover ? ['priority'] : [], ['weight', 'configured share', 'observed share, 1 s', 'calls/s', 'success, 1 s', 'calls']).forEach(function (h) { hr.appendChild(el('th', '', h)); });
+  table.appendChild(hr);
+  labels.forEach(function (l) {
+    var c = configured.get(l);
+    var n = now.backends.get(l);
+    var share = c && levels.get(c.priority) > 0 ? c.weight / levels.get(c.priority) : (c ? 0 : null);
+    var observed = q && total > 0 ? n.d / total : null;
+    var ok = n.d ? n.dOk / n.d : null;
+    var okLevel = ok === null ? '' : ok < 0.9 ? 'bad' : ok < 0.99 ? 'warn' : '';
+    // Off by more than 10 points over enough calls: traffic does not go where the weights say.
+    var off = observed !== null && share !== null && c.priority === lowest && total >= 50 && Math.abs(observed - share) > 0.1 ? 'warn' : '';
+    var tr = el('tr', okLevel === 'bad' ? 'bad' : okLevel || off);
+    tr.setAttribute('data-backend', l);
+    tr.appendChild(td(l, 'id', 'backend'));
+    if (failover) tr.appendChild(td(c ? (c.priority === lowest ? String(c.priority) : c.priority + ' (failover)') : '\u2014', '', 'priority'));
+    tr.appendChild(td(c ? c.weight : 'not configured', '', 'weight'));
+    tr.appendChild(td(share === null ? '\u2014' : cell(pct(share), bar(share, 'cfg')), '', 'share-configured'));
+    tr.appendChild(td(cell(pct(observed), bar(observed === null ? 0 : observed, off)), '', 'share-observed'));
+    tr.appendChild(td(n.d === null ? '\u2014' : (n.d / dt).toFixed(0), '', 'rps'));
+    tr.appendChild(td(cell(pct(ok), bar(ok === null ? 0 : ok, okLevel)), '', 'success'));
+    tr.appendChild(td(n.calls, '', 'calls'));
+    table.appendChild(tr);
+  });
+  wrap.appendChild(table);
+
+  var f = now.faults;
+  if ((spec && spec.fault) || f.delay || f.abort) {
+    var fl = el('div', 'route-extra');
+    fl.setAttribute('data-field', 'faults');
+    fl.textContent = 'fault: ' + (spec && spec.fault ? describeFault(spec.fault) : 'none configured') +
+      ' \u00b7 injected: delay ' + f.delay + ' (' + rate(f.delay, q && q.faults.delay, dt) + '), abort ' + f.abort + ' (' + rate(f.abort, q && q.faults.abort, dt) + ')';
+    wrap.appendChild(fl);
+  }
+  var m = now.mirrors;
+  if ((spec && spec.mirror) || m.sent) {
+    var ml = el('div', 'route-extra');
+    ml.setAttribute('data-field', 'mirrors');
+    var to = spec && spec.mirror ? labelOf(spec.mirror) + ', ' + (given(spec.mirror.percent) ? spec.mirror.percent : 100) + '%' : 'none configured';
+    ml.textContent = 'mirror: ' + to + ' \u00b7 sent ' + m.sent + ' (' + rate(m.sent, q && q.mirrors.sent, dt) + '), succeeded ' + m.succeeded + ', failed ' + m.failed;
+    wrap.appendChild(ml);
+  }
+  return wrap;
+}
+
+var seenVersion = null;
+var versionChangedAt = 0;
+function renderConfig(config) {
+  var box = document.getElementById('config');
+  var version = config && given(config.version) ? config.version : null;
+  if (version !== seenVersion) {
+    if (seenVersion !== null) versionChangedAt = performance.now();
+    seenVersion = version;
+  }
+  var frag = document.createDocumentFragment();
+  frag.appendChild(kv('config version', version === null ? '\u2014' : version, 'config-version'));
+  if (versionChangedAt) frag.appendChild(kv('changed', ((performance.now() - versionChangedAt) / 1000).toFixed(0) + ' s ago', 'config-changed'));
+  box.replaceChildren(frag);
+}
+function own(o, k) { return o !== null && typeof o === 'object' && Object.prototype.hasOwnProperty.call(o, k); }
 
 var lastAt = 0;
 function render(snap) {
   var now = performance.now();
   var dt = lastAt ? Math.max(0.001, (now - lastAt) / 1000) : 1;
   lastAt = now;
-  var names = Object.keys(snap.services).sort();
+  var config = snap.config || null;
+  renderConfig(config);
+  var routes = config && config.routes ? config.routes : {};
+  var sources = config && config.sources ? config.sources : {};
+  var names = Object.keys(snap.services);
+  // A service with routes in the configuration has a section before its first call too.
+  Object.keys(routes).forEach(function (n) { if (!own(snap.services, n) && Array.isArray(routes[n]) && routes[n].length) names.push(n); });
+  names.sort();
   var frag = document.createDocumentFragment();
   if (!names.length) frag.appendChild(el('p', 'empty', 'No service called yet.'));
-  names.forEach(function (n) { frag.appendChild(renderService(n, snap.services[n], dt)); });
+  names.forEach(function (n) {
+    frag.appendChild(renderService(n, own(snap.services, n) ? snap.services[n] : null, own(routes, n) ? routes[n] : undefined, own(sources, n) ? sources[n] : undefined, dt));
+  });
   root.replaceChildren(frag);
   document.getElementById('updated').textContent = 'updated ' + new Date().toLocaleTimeString();
 }
@@ -217,7 +414,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <style>${DASHBOARD_STYLE}</style>
 </head>
 <body>
-<header><h1>proxyless mesh</h1><span id="status">connecting</span><span id="updated"></span></header>
+<header><h1>proxyless mesh</h1><span id="status">connecting</span><span id="config"></span><span id="updated"></span></header>
 <main id="services"></main>
 <script>${DASHBOARD_SCRIPT}</script>
 </body>

@@ -24,7 +24,7 @@ const family = (name: string, type: MetricType, labels: readonly string[], help:
  */
 export const METRIC_FAMILIES = {
   requests: family('requests_total', 'counter', ['service', 'outcome'],
-    'Calls that ended, by outcome: success, failure, timeout, circuit_open, unavailable, rejected, cancelled.'),
+    'Calls that ended, by outcome: success, failure, timeout, circuit_open, unavailable, rejected, cancelled, fault.'),
   requestDuration: family('request_duration_seconds', 'histogram', ['service'],
     'Duration of admitted calls, retries and backoff included, whatever their outcome.'),
   requestsInFlight: family('requests_in_flight', 'gauge', ['service'], 'Calls in flight (the bulkhead counts these).'),
@@ -58,4 +58,9 @@ export const METRIC_FAMILIES = {
   discoveryStale: family('discovery_stale', 'gauge', ['service'],
     '1 while discovery fails and the last good list keeps serving.'),
   discoveryErrors: family('discovery_errors_total', 'counter', ['service'], 'Failed discovery resolves and watch errors.'),
+  routeRequests: family('route_requests_total', 'counter', ['service', 'route', 'backend', 'outcome'],
+    'Calls a route sent to a backend (subset name, service:<name>, or * for the whole service), by outcome.'),
+  routeFaults: family('route_faults_total', 'counter', ['service', 'route', 'kind'], 'Faults a route injected, by kind: delay, abort.'),
+  mirrorRequests: family('mirror_requests_total', 'counter', ['service', 'route', 'outcome'],
+    'Mirrored copies of requests, by outcome: success, failure (never seen by the caller).'),
 } as const satisfies Record<string, MetricFamily>;

@@ -152,7 +152,33 @@ export function renderMetrics(services: Iterable<Service>, options: RenderOption
   perService(F.discoveryAge, (svc) => (svc.ready ? Math.max(0, now - svc.updatedAt) / 1_000 : undefined));
   perService(F.discoveryStale, (svc) => (svc.metrics.stale(svc.updatedAt, now, options.staleHoldMs) ? 1 : 0));
   perService(F.discoveryErrors, (svc) => svc.metrics.discoveryErrors);
+  writeRoutes(w, views);
   return w.text();
+}
+
+/** The route families: a series per route that carried calls (kept by name across configurations). */
+function writeRoutes(w: TextWriter, views: readonly { readonly svc: Service; readonly label: string }[]): void {
+  const routed = views.flatMap(({ svc, label }) =>
+    [...svc.metrics.routes.values()].map((stats) => ({ stats, label: `${label},route="${escapeLabelValue(stats.route)}"` })),
+  );
+  w.family(F.routeRequests);
+  for (const { stats, label } of routed) {
+    for (const b of stats.backends.values()) {
+      for (let i = 0; i < CALL_OUTCOMES.length; i++) {
+        w.sample(F.routeRequests.name, `${label},backend="${escapeLabelValue(b.label)}",outcome="${CALL_OUTCOMES[i]}"`, b.outcomes[i]!);
+      }
+    }
+  }
+  w.family(F.routeFaults);
+  for (const { stats, label } of routed) {
+    w.sample(F.routeFaults.name, `${label},kind="delay"`, stats.delays);
+    w.sample(F.routeFaults.name, `${label},kind="abort"`, stats.aborts);
+  }
+  w.family(F.mirrorRequests);
+  for (const { stats, label } of routed) {
+    w.sample(F.mirrorRequests.name, `${label},outcome="success"`, stats.mirrorSucceeded);
+    w.sample(F.mirrorRequests.name, `${label},outcome="failure"`, stats.mirrorFailed);
+  }
 }
 
 /** Writes the text format line by line. */

@@ -3,11 +3,13 @@ import {
   BulkheadFullError,
   CircuitOpenError,
   DiscoveryError,
+  FaultInjectedError,
   MeshClosedError,
   NoEndpointsError,
   TimeoutError,
 } from '../errors.js';
 import { Histogram } from './histogram.js';
+import { RouteStats } from './route-stats.js';
 
 /**
  * How a call ended, as the `outcome` label of `proxyless_requests_total` says it. A fixed set, so the
@@ -18,9 +20,10 @@ import { Histogram } from './histogram.js';
  * - `circuit_open`: every endpoint's breaker was open (`CircuitOpenError`);
  * - `unavailable`: no endpoint to call (`NoEndpointsError`, `DiscoveryError`);
  * - `rejected`: the bulkhead was full (`BulkheadFullError`);
- * - `cancelled`: the caller aborted, or the mesh closed.
+ * - `cancelled`: the caller aborted, or the mesh closed;
+ * - `fault`: a route's fault injection aborted it (`FaultInjectedError`, or its synthetic Response).
  */
-export const CALL_OUTCOMES = ['success', 'failure', 'timeout', 'circuit_open', 'unavailable', 'rejected', 'cancelled'] as const;
+export const CALL_OUTCOMES = ['success', 'failure', 'timeout', 'circuit_open', 'unavailable', 'rejected', 'cancelled', 'fault'] as const;
 
 /** One of {@link CALL_OUTCOMES}. */
 export type CallOutcome = (typeof CALL_OUTCOMES)[number];
@@ -34,6 +37,7 @@ export const OUTCOME = {
   unavailable: 4,
   rejected: 5,
   cancelled: 6,
+  fault: 7,
 } as const satisfies Record<CallOutcome, number>;
 
 /** Breaker states in the order of {@link ServiceMetrics.breakerTransitions}. */
@@ -79,6 +83,15 @@ export class ServiceMetrics {
   /** Whether the latest discovery error left a stale list serving, and when it came (clock reading). */
   lastDiscoveryError: { readonly at: number; readonly stale: boolean } | undefined;
   private readonly retired: Retired[] = [];
+  /** Per route, by name: kept across configurations, so a route's counters never restart on a change. */
+  readonly routes = new Map<string, RouteStats>();
+
+  /** The counters of the route called `name`. */
+  route(name: string): RouteStats {
+    let stats = this.routes.get(name);
+    if (stats === undefined) this.routes.set(name, (stats = new RouteStats(name, CALL_OUTCOMES.length)));
+    return stats;
+  }
 
   /** An attempt got its verdict (hot path: a bucket increment and two stores). */
   attemptEnded(durationMs: number, now: number): void {
@@ -154,5 +167,6 @@ export function callOutcomeOf(error: unknown, signal: AbortSignal | undefined): 
   if (error instanceof CircuitOpenError) return OUTCOME.circuit_open;
   if (error instanceof NoEndpointsError || error instanceof DiscoveryError) return OUTCOME.unavailable;
   if (error instanceof BulkheadFullError) return OUTCOME.rejected;
+  if (error instanceof FaultInjectedError) return OUTCOME.fault;
   return OUTCOME.failure;
 }

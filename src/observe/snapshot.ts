@@ -1,4 +1,20 @@
+import type { MeshConfigView } from '../config/types.js';
 import type { Service } from '../service.js';
+import { CALL_OUTCOMES } from './service-metrics.js';
+
+/** One route's counters in {@link ServiceSnapshot}: calls per backend, faults, mirrors. */
+export interface RouteSnapshot {
+  readonly name: string;
+  /** Per backend label (`v2`, `service:users-canary`, `*`): the weight in force (null when no longer configured) and calls by outcome. */
+  readonly backends: readonly {
+    readonly backend: string;
+    readonly weight: number | null;
+    readonly calls: number;
+    readonly outcomes: Readonly<Record<string, number>>;
+  }[];
+  readonly faults: { readonly delay: number; readonly abort: number };
+  readonly mirrors: { readonly sent: number; readonly succeeded: number; readonly failed: number };
+}
 
 /** One endpoint in {@link MeshSnapshot}. */
 export interface EndpointSnapshot {
@@ -48,19 +64,23 @@ export interface ServiceSnapshot {
   readonly discoveryAgeMs: number | null;
   /** The current endpoints, in discovery order. */
   readonly endpoints: readonly EndpointSnapshot[];
+  /** The routes that carried calls, with their counters since the service started. */
+  readonly routes: readonly RouteSnapshot[];
 }
 
 /** `mesh.snapshot()`: plain JSON, safe to serve (no tokens, no registry internals). */
 export interface MeshSnapshot {
   /** Every service called (or warmed up) so far, by name. */
   readonly services: Readonly<Record<string, ServiceSnapshot>>;
+  /** The configuration in force (`mesh.config()`), with its version. */
+  readonly config: MeshConfigView;
 }
 
-export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number): MeshSnapshot {
+export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number, config: MeshConfigView): MeshSnapshot {
   const out: Record<string, ServiceSnapshot> = {};
   for (const [name, svc] of services) {
     const snapshot: ServiceSnapshot = {
-      balancer: svc.balancer.name,
+      balancer: svc.plan.whole.balancer.name,
       ready: svc.ready,
       activeCalls: svc.active,
       calls: svc.calls,
@@ -82,10 +102,33 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
         breaker: s.breaker ? s.breaker.state : 'off',
         ejected: s.outlier?.ejected ?? false,
       })),
+      routes: routesOf(svc),
     };
     // Defined, not assigned: `out['__proto__'] = x` would set the prototype and drop a service of that (legal) name.
     // The result stays a plain object, as JSON.parse of the /snapshot body builds it (an own "__proto__" key).
     Object.defineProperty(out, name, { value: snapshot, enumerable: true, writable: true, configurable: true });
   }
-  return { services: out };
+  return { services: out, config };
+}
+
+function routesOf(svc: Service): RouteSnapshot[] {
+  const weights = new Map<string, Map<string, number>>();
+  for (const route of svc.plan.routes ?? []) weights.set(route.name, route.weights());
+  const out: RouteSnapshot[] = [];
+  for (const [name, stats] of svc.metrics.routes) {
+    const configured = weights.get(name);
+    const labels = new Set([...(configured?.keys() ?? []), ...stats.backends.keys()]);
+    out.push({
+      name,
+      backends: [...labels].map((label) => {
+        const b = stats.backends.get(label);
+        const outcomes: Record<string, number> = {};
+        CALL_OUTCOMES.forEach((o, i) => (outcomes[o] = b?.outcomes[i] ?? 0));
+        return { backend: label, weight: configured?.get(label) ?? null, calls: b?.total ?? 0, outcomes };
+      }),
+      faults: { delay: stats.delays, abort: stats.aborts },
+      mirrors: { sent: stats.mirrored, succeeded: stats.mirrorSucceeded, failed: stats.mirrorFailed },
+    });
+  }
+  return out;
 }

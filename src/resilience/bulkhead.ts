@@ -12,7 +12,8 @@ interface Waiter {
 export class BulkheadQueue {
   private readonly waiters: Waiter[] = [];
 
-  constructor(readonly capacity: number) {}
+  /** Mutable: `configure` may change `maxQueued` while calls wait here (they keep their place). */
+  constructor(public capacity: number) {}
 
   get length(): number {
     return this.waiters.length;

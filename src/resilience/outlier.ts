@@ -28,7 +28,8 @@ export class OutlierDetector {
   state: OutlierState;
 
   constructor(
-    private readonly policy: Required<OutlierPolicy>,
+    /** Mutable: `configure` may change the policy of a detector in place. */
+    public policy: Required<OutlierPolicy>,
     now: number,
   ) {
     this.state = { kind: 'active', failures: 0, timesEjected: 0, since: now };

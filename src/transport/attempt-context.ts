@@ -17,6 +17,12 @@ export interface AttemptContext {
   readonly deadline: number;
   /** The endpoint this attempt goes to. */
   readonly endpoint: Endpoint;
+  /** The name of the route that chose this call's backend; undefined when no route matched. */
+  readonly route?: string | undefined;
+  /** The backend that route chose: a subset, another service, or both. */
+  readonly backend?: { readonly subset?: string; readonly service?: string } | undefined;
+  /** True for a mirrored copy of a request (its outcome reaches nobody). */
+  readonly mirror?: boolean;
 }
 
 /** The function a call runs against one endpoint. */

@@ -63,6 +63,12 @@ export const fetchTransport: Transport = {
   // fetch dials the endpoint itself; only a redirect reaches elsewhere, and an address then tells it apart.
   unsent: (error, endpoint) => provesUnsent(error, endpoint, true),
   explain: explainFetchFailure,
+  // Envoy's fault filter answers with this body; the header names the route, so a test or a log can tell it apart.
+  faultValue: (fault) =>
+    new Response('fault filter abort', {
+      status: fault.status,
+      headers: { 'content-type': 'text/plain', 'x-proxyless-fault': fault.route },
+    }),
 };
 
 /**

@@ -76,6 +76,11 @@ export interface Transport {
   unsent(error: unknown, endpoint: Endpoint): boolean;
   /** Puts the reason of a network failure into its message: `fetch failed (ECONNREFUSED 127.0.0.1:8081)`. */
   explain(error: unknown): unknown;
+  /**
+   * What an injected abort answers with on this transport (a synthetic Response), or absent/`undefined` to
+   * reject with the `FaultInjectedError` itself (`mesh.call`).
+   */
+  faultValue?(fault: { readonly status: number; readonly route: string }): unknown;
 }
 
 /** One request as a transport planned it: how to send it, and the facts the retry rules need. */

@@ -3,6 +3,9 @@ import { callSettings, type CallSettings } from '../call/settings.js';
 import type { Endpoint } from '../endpoint/endpoint.js';
 import type { MeshCore } from '../mesh-core.js';
 import type { Service } from '../service.js';
+import type { Backend } from '../routing/backend.js';
+import type { RoutePlan } from '../routing/plan.js';
+import type { RequestFacts } from '../config/route-match.js';
 import type { LATER, TransportAttempt } from '../transport/attempt-context.js';
 import { IDEMPOTENT_METHODS } from '../transport/http.js';
 import { requestHeader, withHeader, type RequestHeaders } from '../transport/request-headers.js';
@@ -30,17 +33,18 @@ export interface DispatchOptions {
 export type SendAttempt = (endpoint: Endpoint, attempt: TransportAttempt) => typeof LATER;
 
 /**
- * Per service, the settings of a request without a hash key, by (idempotent, replayable): built once, not per
- * request. A WeakMap, so a service retired by the mesh takes its entry with it.
+ * Per backend (a service's, or a route's, in one configuration), the settings of a request without a hash key,
+ * by (idempotent, replayable): built once, not per request. A WeakMap, so a replaced configuration or a retired
+ * service takes its entry with it.
  */
-const settingsCache = new WeakMap<Service, (CallSettings | undefined)[]>();
+const settingsCache = new WeakMap<Backend, (CallSettings | undefined)[]>();
 
-function settingsFor(svc: Service, idempotent: boolean, replayable: boolean, hashKey: string | undefined): CallSettings {
-  if (hashKey !== undefined) return callSettings(svc.policy, {}, undefined, hashKey, idempotent, replayable);
-  let cached = settingsCache.get(svc);
-  if (cached === undefined) settingsCache.set(svc, (cached = []));
+function settingsFor(target: Backend, idempotent: boolean, replayable: boolean, hashKey: string | undefined): CallSettings {
+  if (hashKey !== undefined) return callSettings(target.policy, {}, undefined, hashKey, idempotent, replayable);
+  let cached = settingsCache.get(target);
+  if (cached === undefined) settingsCache.set(target, (cached = []));
   const slot = (idempotent ? 1 : 0) + (replayable ? 2 : 0);
-  return (cached[slot] ??= callSettings(svc.policy, {}, undefined, undefined, idempotent, replayable));
+  return (cached[slot] ??= callSettings(target.policy, {}, undefined, undefined, idempotent, replayable));
 }
 
 /**
@@ -69,13 +73,24 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
     sink.refuse(error);
     return true;
   }
-  const policy = svc.policy;
   const method = typeof opts.method === 'string' ? opts.method : 'GET';
+  const plan = svc.plan;
+  let target = plan.whole;
+  let route: RoutePlan | undefined;
+  if (plan.routes !== undefined) {
+    // Routes match here as on mesh.fetch. An injected abort fails the dispatch with FaultInjectedError (no
+    // synthetic response on this path), and requests are not mirrored from it.
+    const facts = dispatchFacts(opts.path, method, opts.headers);
+    route = plan.match(facts);
+    if (route !== undefined) target = route.chooseFor(facts, undefined);
+  }
+  const policy = target.policy;
   const idempotent =
     typeof opts.idempotent === 'boolean' ? opts.idempotent : IDEMPOTENT_METHODS.has(method) || IDEMPOTENT_METHODS.has(method.toUpperCase());
   const hashKey = policy.hashHeader === undefined ? undefined : requestHeader(opts.headers, policy.hashHeader);
-  const settings = settingsFor(svc, idempotent, replayableBody(opts.body), hashKey);
-  const call = new Call(core.env, svc, settings, undiciTransport, send as unknown as Call['send']);
+  const settings = settingsFor(target, idempotent, replayableBody(opts.body), hashKey);
+  const call = new Call(core.env, target, settings, undiciTransport, send as unknown as Call['send']);
+  if (route !== undefined) call.fault = route.drawFault();
   sink.opts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', service) } : opts;
   call.request = sink;
   // Before begin(): an abort while the caller is handed its abort stops the call, which then sends nothing.
@@ -86,11 +101,27 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
     sink.error(error); // the caller's onConnect threw: nothing is sent
     return true;
   }
-  svc.stack.run(call).then(
+  target.stack.run(call).then(
     (value) => (value as AttemptResponse).commit(sink),
     // A call can still fail after a success was handed over (p-retry checks its signal once more): the
     // response then stops streaming too.
     (error: unknown) => sink.fail(error),
   );
   return true;
+}
+
+/** The facts routes match on, from undici's dispatch options (path with its query, method, headers). */
+function dispatchFacts(rawPath: string, method: string, headers: RequestHeaders): RequestFacts {
+  const q = rawPath.indexOf('?');
+  let params: URLSearchParams | undefined;
+  return {
+    path: q < 0 ? rawPath : rawPath.slice(0, q),
+    method: method.toUpperCase(),
+    header: (name) => requestHeader(headers, name),
+    query(name) {
+      if (q < 0) return undefined;
+      params ??= new URLSearchParams(rawPath.slice(q + 1));
+      return params.get(name) ?? undefined;
+    },
+  };
 }

@@ -6,10 +6,11 @@
  * - endpoint: an endpoint's live state (latency, in-flight, its breaker and detector) and the set of them;
  * - policy: balancers (they read endpoint state), discovery (it never imports a balancer), counters;
  * - transport: the protocol seam (fetch, any call);
- * - config: option types, defaults, validation;
+ * - config: option types, defaults, validation, the configuration store and route matching;
  * - call: the ordered steps of one call;
- * - service: a service's health and stack;
+ * - service: a service's health, its plan (backends, routes) and mirrors;
  * - observe: snapshot, metrics, admin (they read services);
+ * - sources: config sources (file, Consul's discovery chain): they send configurations, they hold no service;
  * - mesh (and its core, for adapters);
  * - adapter: what runs calls through the core with a transport of its own (undici, clients per endpoint);
  * - the entry points.
@@ -18,13 +19,14 @@ export const LAYERS: readonly (readonly [name: string, test: (path: string) => b
   ['kernel', (p) => p.startsWith('src/util/') || ['src/errors.ts', 'src/events.ts', 'src/observe/emitter.ts', 'src/observe/histogram.ts', 'src/endpoint/endpoint.ts'].includes(p)],
   ['resilience', (p) => p.startsWith('src/resilience/')],
   ['endpoint', (p) => p.startsWith('src/endpoint/')],
-  ['policy', (p) => p.startsWith('src/balancer/') || p.startsWith('src/discovery/') || p === 'src/observe/service-metrics.ts'],
+  ['policy', (p) => p.startsWith('src/balancer/') || p.startsWith('src/discovery/') || ['src/observe/service-metrics.ts', 'src/observe/route-stats.ts'].includes(p)],
   ['transport', (p) => p.startsWith('src/transport/')],
-  ['config', (p) => ['src/options.ts', 'src/defaults.ts', 'src/validate.ts'].includes(p)],
+  ['config', (p) => ['src/options.ts', 'src/defaults.ts', 'src/validate.ts'].includes(p) || p.startsWith('src/config/')],
   ['call', (p) => p.startsWith('src/call/')],
-  ['service', (p) => ['src/service.ts', 'src/service-health.ts'].includes(p)],
+  ['service', (p) => ['src/service.ts', 'src/service-health.ts', 'src/service-table.ts'].includes(p) || p.startsWith('src/routing/')],
   ['observe', (p) => p.startsWith('src/observe/')],
-  ['mesh', (p) => p === 'src/mesh.ts' || p === 'src/mesh-core.ts'],
+  ['sources', (p) => p.startsWith('src/sources/')],
+  ['mesh', (p) => ['src/mesh.ts', 'src/mesh-core.ts', 'src/mesh-config.ts'].includes(p)],
   ['adapter', (p) => p.startsWith('src/undici/') || p === 'src/endpoint-clients.ts'],
   ['entry', (p) => /^src\/[a-z-]+\.ts$/.test(p)],
 ];

@@ -2,14 +2,18 @@
  * A Consul agent double: a node:http server on 127.0.0.1:0 speaking the parts of Consul's HTTP API that
  * proxyless uses, as the captures in test/fixtures/consul show them:
  * - GET /v1/health/service/:name with `passing`, `tag` (repeatable, all must match), `dc`, `filter` (a small
- *   subset of go-bexpr), `index` + `wait` blocking semantics: answer at once when the service's index is past the
- *   one asked for, else hold up to `wait` (+ up to wait/16 jitter, as Consul does) and answer with the same index;
+ *   subset of go-bexpr, values quoted or bare), `index` + `wait` blocking semantics: answer at once when the
+ *   service's index is past the one asked for, else hold up to `wait` (+ up to wait/16 jitter, as Consul does)
+ *   and answer with the same index;
+ * - GET /v1/discovery-chain/:name: a compiled chain set with `setDiscoveryChain` (the docs' samples, see
+ *   test/fixtures/consul/README.md), or Consul's default chain; the same blocking semantics on the chain's index;
  * - PUT /v1/agent/service/register, /v1/agent/service/deregister/:id, /v1/agent/check/{pass,warn,fail}/:id,
  *   /v1/agent/check/update/:id; TTL expiry ("TTL expired"), DeregisterCriticalServiceAfter, HTTP checks polled;
  * - GET /v1/agent/services, /v1/catalog/services;
  * - headers canonicalised as Go writes them (X-Consul-Index, X-Consul-Knownleader, X-Consul-Lastcontact, ...);
  * - plain-text errors with the bodies of errors.json; ACL 403s for a wrong token, anonymous reads filtered empty.
- * Test hooks make it fail (any status and body, garbage JSON, hanging), or force the index backwards or to 0.
+ * Test hooks make it fail (any status and body, garbage JSON, hanging; for every path or those `only` matches,
+ * held blocking queries included), or force the index backwards or to 0.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -89,6 +93,8 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
   const jitter = options.jitter ?? true;
   const entries = new Map<string, Json[]>(); // service name -> raw health entries
   const indexes = new Map<string, number>(); // service name -> its modify index
+  const chains = new Map<string, unknown>(); // service name -> GET /v1/discovery-chain answer
+  const chainIndexes = new Map<string, number>(); // service name -> its chain's modify index
   let raftIndex = 10;
   let emptyIndex = raftIndex; // what a service nobody registered reports
   const waiters = new Set<{ service: string | undefined; wake: (force?: boolean) => void }>();
@@ -99,6 +105,7 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
   let hanging = false;
   const held = new Set<http.ServerResponse>();
   const tokenOf = new WeakMap<http.ServerResponse, string | undefined>();
+  const pathOf = new WeakMap<http.ServerResponse, string>();
 
   const bump = (service: string): void => {
     indexes.set(service, ++raftIndex);
@@ -106,6 +113,9 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
   };
   const wakeAll = (force = false): void => [...waiters].forEach((w) => w.wake(force));
   const indexOf = (service: string): number => indexes.get(service) ?? emptyIndex;
+  const chainIndexOf = (service: string): number => chainIndexes.get(service) ?? emptyIndex;
+  /** What chain waiters are keyed by in `waiters` (never a service name: those have no NUL). */
+  const chainKey = (service: string): string => `\0chain:${service}`;
 
   function check(node: string, id: string, status: CheckStatus, serviceId = '', serviceName = '', tags: string[] = []): Json {
     const serf = id === 'serfHealth';
@@ -269,9 +279,10 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
     const token = typeof header === 'string' && header !== '' ? header : undefined;
     requests.push({ method, path: url.pathname, query: url.searchParams, token, at: performance.now(), body });
     tokenOf.set(res, token);
+    pathOf.set(res, url.pathname);
     if (hanging) return void held.add(res);
-    if (failure && (!failure.only || failure.only.test(url.pathname))) {
-      const f = failure;
+    const f = failingFor(url.pathname);
+    if (f) {
       return send(res, f.status, typeof f.body === 'function' ? f.body(token) : f.body, f.headers);
     }
     const write = method === 'PUT';
@@ -293,6 +304,59 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
     }
   }
 
+  /** Whether a failure hook answers requests for this path (`respondWith`'s `only` scopes it). */
+  const failingFor = (path: string | undefined): Failure | undefined =>
+    failure && (!failure.only || (path !== undefined && failure.only.test(path))) ? failure : undefined;
+
+  /** `?index` and `?wait` as Consul parses them (agent/http.go parseWait caps wait at 10 minutes). */
+  function blockingParams(q: URLSearchParams): { asked: number; waitMs: number } {
+    const rawIndex = q.get('index');
+    if (rawIndex !== null && !/^\d+$/.test(rawIndex)) throw new HttpError(400, 'Invalid index');
+    let waitMs = 5 * 60_000;
+    if (q.has('wait')) {
+      waitMs = goMs(q.get('wait')!);
+      if (!(waitMs >= 0)) throw new HttpError(400, 'Invalid wait time');
+      waitMs = Math.min(waitMs, 10 * 60_000);
+    }
+    return { asked: rawIndex === null ? 0 : Number(rawIndex), waitMs };
+  }
+
+  /**
+   * Consul's blocking semantics: while the index asked for (> 0) is still current, hold the request up to `wait`
+   * (+ up to wait/16 jitter) and wake when `current()` passes it (`key` is what `bump` wakes), or when a failure
+   * hook that covers this path or a hang starts. Resolves false when the request needs no further answer: the
+   * client left, it hangs, or the failure hook answered it.
+   */
+  async function hold(res: http.ServerResponse, key: string, asked: number, waitMs: number, current: () => number): Promise<boolean> {
+    if (!(asked > 0 && current() <= asked)) return true;
+    const path = pathOf.get(res);
+    held.add(res);
+    await new Promise<void>((resolve) => {
+      const w = { service: key, wake: (force = false) => (force || current() > asked || failingFor(path) || hanging ? done() : undefined) };
+      const timer = setTimeout(() => done(), waitMs + (jitter ? Math.random() * (waitMs / 16) : 0));
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(w);
+        held.delete(res);
+        res.off('close', done);
+        resolve();
+      };
+      waiters.add(w);
+      res.on('close', done);
+    });
+    if (res.destroyed) return false;
+    if (hanging) {
+      held.add(res);
+      return false;
+    }
+    const f = failingFor(path);
+    if (f) {
+      send(res, f.status, typeof f.body === 'function' ? f.body(tokenOf.get(res)) : f.body, f.headers);
+      return false;
+    }
+    return true;
+  }
+
   type Reply = { body: string; headers?: Record<string, string> } | undefined;
   const ok = (value: unknown = null): Reply => ({ body: value === null ? '' : JSON.stringify(value) });
   const ROUTES: { pattern: RegExp; method: string; run: (arg: string, q: URLSearchParams, body: string, res: http.ServerResponse, anonymous: boolean) => Reply | Promise<Reply> }[] = [
@@ -302,39 +366,9 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
       run: async (service, q, _body, res, anonymous) => {
         if (service === '') throw new HttpError(400, 'Missing service name');
         if (q.has('dc') && q.get('dc') !== dc) throw new HttpError(500, 'No path to datacenter');
-        const rawIndex = q.get('index');
-        if (rawIndex !== null && !/^\d+$/.test(rawIndex)) throw new HttpError(400, 'Invalid index');
-        let waitMs = 5 * 60_000;
-        if (q.has('wait')) {
-          waitMs = goMs(q.get('wait')!);
-          if (!(waitMs >= 0)) throw new HttpError(400, 'Invalid wait time');
-          waitMs = Math.min(waitMs, 10 * 60_000);
-        }
+        const { asked, waitMs } = blockingParams(q);
         healthEntries(service, q); // validates ?passing and ?filter before blocking
-        const asked = rawIndex === null ? 0 : Number(rawIndex);
-        if (asked > 0 && indexOf(service) <= asked) {
-          held.add(res);
-          await new Promise<void>((resolve) => {
-            const w = { service, wake: (force = false) => (force || indexOf(service) > asked || failure || hanging ? done() : undefined) };
-            const timer = setTimeout(() => done(), waitMs + (jitter ? Math.random() * (waitMs / 16) : 0));
-            const done = (): void => {
-              clearTimeout(timer);
-              waiters.delete(w);
-              held.delete(res);
-              res.off('close', done);
-              resolve();
-            };
-            waiters.add(w);
-            res.on('close', done);
-          });
-          if (res.destroyed) return undefined;
-          if (hanging) return void held.add(res);
-          if (failure) {
-            const f = failure;
-            send(res, f.status, typeof f.body === 'function' ? f.body(tokenOf.get(res)) : f.body, f.headers);
-            return undefined;
-          }
-        }
+        if (!(await hold(res, service, asked, waitMs, () => indexOf(service)))) return undefined;
         const list = anonymous ? [] : healthEntries(service, q);
         return {
           body: JSON.stringify(list),
@@ -346,6 +380,31 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
             'X-Consul-Lastcontact': '0',
             'X-Consul-Query-Backend': 'blocking-query',
             ...(anonymous ? { 'X-Consul-Results-Filtered-By-Acls': 'true' } : {}),
+          },
+        };
+      },
+    },
+    {
+      // agent/discovery_chain_endpoint.go: GET only here (POST carries overrides); ACLs need service:read.
+      pattern: /^\/v1\/discovery-chain\/(.*)$/,
+      method: 'GET',
+      run: async (service, q, _body, res, anonymous) => {
+        if (service === '') throw new HttpError(400, 'Missing chain name');
+        if (q.has('dc') && q.get('dc') !== dc) throw new HttpError(500, 'No path to datacenter');
+        if (anonymous) {
+          throw new HttpError(403, `Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' lacks permission 'service:read' on ${JSON.stringify(service)}`);
+        }
+        const { asked, waitMs } = blockingParams(q);
+        if (!(await hold(res, chainKey(service), asked, waitMs, () => chainIndexOf(service)))) return undefined;
+        return {
+          body: JSON.stringify(chains.get(service) ?? defaultChain(service, dc)),
+          headers: {
+            'X-Consul-Default-Acl-Policy': options.token === undefined ? 'allow' : 'deny',
+            'X-Consul-Effective-Consistency': 'leader',
+            'X-Consul-Index': String(chainIndexOf(service)),
+            'X-Consul-Knownleader': 'true',
+            'X-Consul-Lastcontact': '0',
+            'X-Consul-Query-Backend': 'blocking-query',
           },
         };
       },
@@ -442,6 +501,18 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
       entries.set(service, structuredClone(raw) as Json[]);
       bump(service);
     },
+    /**
+     * Serves `body` (a whole `GET /v1/discovery-chain/:name` answer, `{ Chain: ... }`, as the discovery-chain-*
+     * fixtures hold) for `service`, and bumps that chain's index so that blocking queries on it answer at once.
+     * A service without one gets the chain Consul compiles when no config entry names it.
+     */
+    setDiscoveryChain(service: string, body: unknown): void {
+      chains.set(service, structuredClone(body));
+      chainIndexes.set(service, ++raftIndex);
+      for (const w of [...waiters]) if (w.service === chainKey(service)) w.wake();
+    },
+    /** The current index of a service's discovery chain. */
+    chainIndexOf,
     /** Sets a check's status (by CheckID: `service:<id>`, or `serfHealth` on every node). */
     setCheckStatus(checkId: string, status: CheckStatus, output = status === 'critical' ? 'TTL expired' : ''): void {
       if (!setStatus(checkId, status, output)) throw new Error(`no check ${checkId}`);
@@ -475,6 +546,7 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
       raftIndex = n;
       emptyIndex = n;
       for (const name of indexes.keys()) indexes.set(name, n);
+      for (const name of chainIndexes.keys()) chainIndexes.set(name, n);
       // A snapshot restore abandons the state store, which releases every blocked query at once.
       wakeAll(true);
     },
@@ -517,6 +589,26 @@ class HttpError extends Error {
   }
 }
 
+/**
+ * The chain Consul compiles for a service no service-router, -splitter or -resolver entry names: one default
+ * resolver (ConnectTimeout filled in as 5s by the compiler, agent/consul/discoverychain/compile.go), in the
+ * shape of the docs' samples (test/fixtures/consul/discovery-chain-*.docs-sample.json) with 1.11+'s Partition.
+ */
+export function defaultChain(service: string, dc: string): Json {
+  const id = `${service}.default.default.${dc}`;
+  const sni = `${service}.default.${dc}.internal.47e25151-6212-ba25-8b7e-81adbbbab461.consul`;
+  return {
+    Chain: {
+      ServiceName: service, Namespace: 'default', Partition: 'default', Datacenter: dc, Default: true, Protocol: 'tcp',
+      StartNode: `resolver:${id}`,
+      Nodes: { [`resolver:${id}`]: { Type: 'resolver', Name: id, Resolver: { Default: true, ConnectTimeout: '5s', Target: id } } },
+      Targets: {
+        [id]: { ID: id, Service: service, Namespace: 'default', Partition: 'default', Datacenter: dc, MeshGateway: {}, Subset: {}, ConnectTimeout: '5s', SNI: sni, Name: sni },
+      },
+    },
+  };
+}
+
 /** Go's strconv.ParseBool. */
 function parseBool(v: string): boolean | undefined {
   if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v)) return true;
@@ -542,8 +634,10 @@ function compileFilter(expression: string): (entry: Json) => boolean {
     const c = clause.trim();
     let m: RegExpExecArray | null;
     const at = (e: Json, path: string): unknown => path.split('.').reduce<any>((v, k) => (v == null ? undefined : v[k]), e);
-    if ((m = /^([\w.]+)\s*(==|!=)\s*"([^"]*)"$/.exec(c))) {
-      const [, sel, op, v] = m;
+    // go-bexpr takes a bare word as a value too: the docs' resolver subsets say `Service.Meta.version == v1`.
+    if ((m = /^([\w.]+)\s*(==|!=)\s*(?:"([^"]*)"|([\w.-]+))$/.exec(c))) {
+      const [, sel, op, quoted, bare] = m;
+      const v = quoted ?? bare;
       return (e: Json) => (String(at(e, sel!) ?? '') === v) === (op === '==');
     }
     if ((m = /^"([^"]*)"\s+(not\s+in|in)\s+([\w.]+)$/.exec(c))) {

@@ -1,13 +1,18 @@
 // Headless Chromium (driven by playwright-core) opens the admin dashboard while traffic runs, and checks that
-// endpoints, states and numbers are visible and change. Saves test-artifacts/dashboard.png; with
+// endpoints, states and numbers are visible and change, and that the configuration in force (its version, the
+// routes with their weights against the observed shares, faults and mirrors) is shown, escaped. Saves test-artifacts/dashboard.png; with
 // UPDATE_README_SCREENSHOT=1 also the README's assets/dashboard.png. Skipped without Chromium, unless
 // REQUIRE_BROWSER=1 (CI), which fails.
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMesh, staticRegistry, type Mesh, type MeshConfigInput } from '../../src/index.js';
+import { startBackend, type Backend } from '../helpers/backends.js';
 import { findBinary, required, waitFor } from '../observe/binaries.js';
 import { startLiveMesh, type LiveMesh } from '../observe/live-mesh.js';
 
@@ -24,6 +29,24 @@ const CHROMIUM_FLAGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/** A fresh Chromium profile and page that records page errors, console errors and failed requests. */
+async function openBrowser(problems: string[]): Promise<{ profile: string; context: BrowserContext; page: Page }> {
+  const profile = mkdtempSync(join(tmpdir(), 'proxyless-chromium-'));
+  const { chromium } = await import('playwright-core');
+  // A fresh --user-data-dir: playwright takes it as the persistent context's directory.
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumBin!,
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    viewport: { width: 1400, height: 640 },
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => void (m.type() === 'error' && problems.push(`console: ${m.text()}`)));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
+  return { profile, context, page };
+}
 
 if (chromiumBin === undefined && required('REQUIRE_BROWSER')) {
   describe('the dashboard in a browser', () => {
@@ -46,19 +69,7 @@ describe.skipIf(chromiumBin === undefined)('the dashboard in headless Chromium',
 
   beforeAll(async () => {
     live = await startLiveMesh({ ids: 'name' });
-    profile = mkdtempSync(join(tmpdir(), 'proxyless-chromium-'));
-    const { chromium } = await import('playwright-core');
-    // A fresh --user-data-dir: playwright takes it as the persistent context's directory.
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: chromiumBin!,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1400, height: 640 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('console', (m) => void (m.type() === 'error' && problems.push(`console: ${m.text()}`)));
-    page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
+    ({ profile, context, page } = await openBrowser(problems));
     await page.goto(`${live.adminUrl}/`);
     live.startTraffic(4, 60_000);
   }, 60_000);
@@ -119,4 +130,124 @@ describe.skipIf(chromiumBin === undefined)('the dashboard in headless Chromium',
     }
     expect(problems).toEqual([]);
   }, 90_000);
+});
+
+// Text a config source could send: it must reach the page as text, never as markup.
+const HOSTILE_HEADER = `<img src=x onerror="document.title='pwned'">`;
+const HOSTILE_QUERY = `</script><b id="pwned">x</b>`;
+
+describe.skipIf(chromiumBin === undefined)('the dashboard shows the configuration in force', () => {
+  let mesh: Mesh;
+  let backends: Backend[];
+  let admin: http.Server;
+  let profile: string;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  let stop = false;
+  let traffic: Promise<void[]> = Promise.resolve([]);
+  const problems: string[] = [];
+
+  const subsets = { shop: { v1: { tags: ['v1'] }, v2: { tags: ['v2'] } } };
+  /** Probe never matches the traffic (its header and query are never sent); canary takes every call. */
+  const config = (v1: number, v2: number): MeshConfigInput => ({
+    subsets,
+    routes: {
+      shop: [
+        { name: 'probe', match: [{ headers: { 'x-probe': HOSTILE_HEADER }, query: { q: HOSTILE_QUERY } }], backends: [{ subset: 'v2' }] },
+        {
+          name: 'canary',
+          backends: [{ subset: 'v1', weight: v1 }, { subset: 'v2', weight: v2 }],
+          fault: { abort: { status: 503, percent: 10 } },
+          mirror: { subset: 'v2', percent: 50 },
+        },
+      ],
+      later: [{ name: 'all' }],
+    },
+  });
+  const row = (route: string, backend: string) => page.locator(`section[data-service="shop"] [data-route="${route}"] tr[data-backend="${backend}"]`);
+  const cellOf = (route: string, backend: string, name: string): Promise<string> => row(route, backend).locator(`[data-field="${name}"]`).innerText();
+  const percentIn = (text: string): number => Number.parseFloat(text);
+
+  beforeAll(async () => {
+    backends = await Promise.all([1, 2, 3, 4].map(() => startBackend((_req, res) => res.end('ok'))));
+    mesh = createMesh({
+      registry: staticRegistry({
+        shop: backends.map((b, i) => ({ host: '127.0.0.1', port: b.port, tags: [i < 2 ? 'v1' : 'v2'] })),
+        later: [backends[0]!.address],
+      }),
+      ...config(80, 20),
+    });
+    admin = http.createServer(mesh.adminHandler());
+    await new Promise<void>((resolve) => admin.listen(0, '127.0.0.1', resolve));
+    ({ profile, context, page } = await openBrowser(problems));
+    // Bounded: 4 loops, until the suite ends or 60 s.
+    const until = Date.now() + 60_000;
+    const worker = async (): Promise<void> => {
+      while (!stop && Date.now() < until) {
+        const res = await mesh.fetch('http://shop/cart').catch(() => undefined);
+        await res?.arrayBuffer();
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    };
+    traffic = Promise.all(Array.from({ length: 4 }, worker));
+    await page.goto(`http://127.0.0.1:${(admin.address() as AddressInfo).port}/`);
+  }, 60_000);
+
+  afterAll(async () => {
+    stop = true;
+    await traffic;
+    await context?.close();
+    await mesh?.close();
+    admin?.closeAllConnections();
+    await new Promise((resolve) => (admin ? admin.close(resolve) : resolve(undefined)));
+    await Promise.all((backends ?? []).map((b) => b.close()));
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  }, 30_000);
+
+  it('shows the config version and each route: weights, configured and observed shares, fault, mirror', async () => {
+    await page.locator('#status.live').waitFor({ timeout: 10_000 });
+    expect(await page.locator('#config [data-field="config-version"]').innerText()).toBe(String(mesh.config().version));
+    await row('canary', 'v2').waitFor({ timeout: 10_000 });
+    expect(await cellOf('canary', 'v1', 'weight')).toBe('80');
+    expect(await cellOf('canary', 'v2', 'weight')).toBe('20');
+    expect(await cellOf('canary', 'v1', 'share-configured')).toBe('80.0%');
+    expect(await cellOf('canary', 'v2', 'share-configured')).toBe('20.0%');
+    // Both backends get calls over a poll: an observed share strictly between 0 and 100 %.
+    await waitFor('an observed share for v2 between 0 and 100 %', 10_000, async () => {
+      const v2 = percentIn(await cellOf('canary', 'v2', 'share-observed'));
+      return v2 > 0 && v2 < 100 ? true : undefined;
+    });
+    expect(Number(await cellOf('canary', 'v1', 'calls'))).toBeGreaterThan(0);
+    const faults = page.locator('section[data-service="shop"] [data-route="canary"] [data-field="faults"]');
+    expect(await faults.innerText()).toMatch(/^fault: abort 503 on 10% · injected: delay 0 \(.*\), abort \d+ \(.*\)$/);
+    await waitFor('injected aborts counted', 10_000, async () => (/abort [1-9]\d* \(/.test(await faults.innerText()) ? true : undefined));
+    const mirrors = page.locator('section[data-service="shop"] [data-route="canary"] [data-field="mirrors"]');
+    expect(await mirrors.innerText()).toMatch(/^mirror: v2, 50% · sent \d+ \(.*\), succeeded \d+, failed \d+$/);
+    // A service with routes that was never called has its section, with its route.
+    expect(await page.locator('section[data-service="later"] [data-route="all"] tr[data-backend="*"]').count()).toBe(1);
+  }, 30_000);
+
+  it('follows a configure: the new version, the new weights, and the observed share goes where they say', async () => {
+    const version = mesh.configure(config(0, 100));
+    await waitFor('the new version on the page', 10_000, async () =>
+      (await page.locator('#config [data-field="config-version"]').innerText()) === String(version) ? true : undefined,
+    );
+    expect(await page.locator('#config [data-field="config-changed"]').count()).toBe(1);
+    expect(await cellOf('canary', 'v1', 'weight')).toBe('0');
+    expect(await cellOf('canary', 'v2', 'share-configured')).toBe('100%');
+    // Once the calls routed before the change have ended, a whole poll goes to v2.
+    await waitFor('every observed call on v2', 10_000, async () => ((await cellOf('canary', 'v2', 'share-observed')) === '100%' ? true : undefined));
+    expect(await cellOf('canary', 'v1', 'share-observed')).toBe('0%');
+  }, 30_000);
+
+  it('puts names and match values from the configuration in as text, never as markup', async () => {
+    const match = await page.locator('section[data-service="shop"] [data-route="probe"] [data-field="match"]').innerText();
+    expect(match).toBe(`header x-probe = ${HOSTILE_HEADER} and query q = ${HOSTILE_QUERY}`);
+    expect(await page.locator('#pwned').count()).toBe(0);
+    expect(await page.locator('main img').count()).toBe(0);
+    expect(await page.title()).toBe('proxyless mesh');
+    mkdirSync(join(root, 'test-artifacts'), { recursive: true });
+    await page.screenshot({ path: join(root, 'test-artifacts/dashboard-routes.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  }, 30_000);
 });

@@ -23,7 +23,11 @@ let mesh: Mesh;
 const exported = new Map<string, Set<string>>();
 
 beforeAll(async () => {
-  mesh = createMesh({ registry: staticRegistry({ api: ['127.0.0.1:1', '127.0.0.1:2'] }) });
+  // A route with a fault and a mirror, so that the route families have series too.
+  mesh = createMesh({
+    registry: staticRegistry({ api: ['127.0.0.1:1', '127.0.0.1:2'] }),
+    routes: { api: [{ name: 'main', fault: { delay: { ms: 0, percent: 0 } }, mirror: { percent: 100 } }] },
+  });
   for (let i = 0; i < 10; i++) await mesh.call('api', async () => 'ok');
   for (const family of parseExposition(mesh.metrics()).values()) {
     for (const s of family.samples) {

@@ -10,9 +10,11 @@
  *
  * When the 50 % step starts, the v2 servers start answering 500 to every request (a bad release). The controller
  * watches v2's error rate over the step (the route's outcomes for the v2 backend, polled 4 times a step): past
- * 5 % it configures 100 % v1 again, prints "rolled back", holds that for one more step and prints what it saw.
- * The mesh's own breakers may open on v2 before that; the route then sends v2's share to v1 (that is what a
- * backend with no usable endpoint does), so the observed v2 share of that step falls below its weight.
+ * 5 % (over at least 5 errors) it configures 100 % v1 again, prints "rolled back", holds that for one more step
+ * and prints what it saw. The mesh's own outlier detection and breakers take v2's endpoints out too; the route
+ * then sends v2's share to v1 (what a backend with no usable endpoint does), so the observed v2 share of that
+ * step falls below its weight, and v2's errors stop showing. The controller watches for that as well: a v2 that
+ * takes less than half of its share is rolled back too.
  *
  * The last line sums it up with numbers measured in the run, e.g.
  *   canary: steps 0,5,25,50; rolled back at 50 %; final v1 share 100.0 %
@@ -32,15 +34,27 @@ import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createMesh, staticRegistry, type MeshConfigInput, type MeshSnapshot } from 'proxyless';
+import { createMesh, staticRegistry, type Mesh, type MeshConfigInput, type MeshSnapshot } from 'proxyless';
 
 const SERVICE = 'checkout';
 const ROUTE = 'canary';
 const PLAN = [0, 5, 25, 50, 100] as const;
 const WORKERS = 8;
 const ERROR_THRESHOLD = 0.05;
-/** v2 calls a step must have seen before its error rate is judged. */
-const MIN_V2_CALLS = 20;
+/**
+ * The errors a step must have seen on v2 before its error rate is judged. Few: once v2 fails, the mesh's outlier
+ * detection and breakers soon take its endpoints out, and the route then sends v2's share to v1, so a failing v2
+ * may get only a dozen calls over a step.
+ */
+const MIN_V2_ERRORS = 5;
+/**
+ * The second signal: v2 takes less than half of what its weight gives it, over enough calls (50 expected: a
+ * healthy v2 falls that short by chance about once in 10,000 checks). That is the mesh routing around a v2
+ * that has no usable endpoint (every one ejected or behind an open breaker), so its errors stop showing.
+ */
+const MIN_EXPECTED_V2_CALLS = 50;
+/** A worker's pause after a failed call (see the worker). */
+const PAUSE_AFTER_FAILURE_MS = 5;
 const MAX_CALLS = 2_000_000;
 
 interface Settings {
@@ -155,6 +169,18 @@ function windowOf(from: Counts, to: Counts, seconds: number): Window {
 
 const pct = (part: number, whole: number): string => (whole === 0 ? '-' : ((100 * part) / whole).toFixed(1));
 
+/** Why v2 must be rolled back, from what a step saw so far; undefined while it looks healthy. */
+function verdict(w: Window, v2Percent: number): string | undefined {
+  if (w.v2Errors >= MIN_V2_ERRORS && w.v2Errors / w.v2 > ERROR_THRESHOLD) {
+    return `v2 errors ${pct(w.v2Errors, w.v2)} % (${w.v2Errors} of ${w.v2}) > ${ERROR_THRESHOLD * 100} % over ${w.seconds.toFixed(1)} s`;
+  }
+  const expected = (w.total * v2Percent) / 100;
+  if (expected >= MIN_EXPECTED_V2_CALLS && w.v2 < expected / 2) {
+    return `v2 took ${w.v2} of the ~${Math.round(expected)} calls its weight gives it over ${w.seconds.toFixed(1)} s (the mesh routes around it: no usable endpoint)`;
+  }
+  return undefined;
+}
+
 async function main({ stepMs, adminPort, failAt }: Settings): Promise<number> {
   const [v1, v2] = await Promise.all([startVersion('v1', 2), startVersion('v2', 2)]);
   const mesh = createMesh({
@@ -162,20 +188,28 @@ async function main({ stepMs, adminPort, failAt }: Settings): Promise<number> {
     ...split(0),
   });
   const admin = http.createServer(mesh.adminHandler());
-  await new Promise<void>((resolve, reject) => {
-    admin.once('error', reject);
-    admin.listen(adminPort, '127.0.0.1', () => resolve());
-  });
-  const adminUrl = `http://127.0.0.1:${(admin.address() as AddressInfo).port}/`;
-  let closed = false;
   const shutdown = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
     await mesh.close();
     await Promise.all([v1.close(), v2.close()]);
     admin.closeAllConnections();
-    await new Promise((resolve) => admin.close(resolve));
+    if (admin.listening) await new Promise((resolve) => admin.close(resolve));
   };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      admin.once('error', reject);
+      admin.listen(adminPort, '127.0.0.1', () => resolve());
+    });
+    return await run(mesh, v1, v2, admin, { stepMs, failAt });
+  } finally {
+    await shutdown();
+  }
+}
+
+type Version = Awaited<ReturnType<typeof startVersion>>;
+
+/** The load and the controller, until the plan is done or rolled back; the caller closes everything. */
+async function run(mesh: Mesh, v1: Version, v2: Version, admin: http.Server, { stepMs, failAt }: Omit<Settings, 'adminPort'>): Promise<number> {
+  const adminUrl = `http://127.0.0.1:${(admin.address() as AddressInfo).port}/`;
 
   console.log(`dashboard: ${adminUrl}  (snapshot: ${adminUrl}snapshot)`);
   console.log(
@@ -193,12 +227,19 @@ async function main({ stepMs, adminPort, failAt }: Settings): Promise<number> {
   const worker = async (): Promise<void> => {
     while (!stop && !hardStop.aborted && calls < MAX_CALLS) {
       calls++;
+      let ok = false;
       try {
         const res = await mesh.fetch(`http://${SERVICE}/order`, { signal: hardStop });
         await res.arrayBuffer();
-        if (!res.ok) failedCalls++;
+        ok = res.ok;
       } catch {
-        failedCalls++; // a circuit open, a refused connection: counted by the route's outcomes too
+        // no usable endpoint, a circuit open: counted in the route's outcomes too
+      }
+      if (!ok) {
+        failedCalls++;
+        // A call that fails fast (no usable endpoint, every breaker open) rejects without any I/O: a loop that
+        // went straight on would never yield to the event loop, and no timer (the controller's steps) would run.
+        await sleep(PAUSE_AFTER_FAILURE_MS);
       }
     }
   };
@@ -214,16 +255,19 @@ async function main({ stepMs, adminPort, failAt }: Settings): Promise<number> {
   const settleMs = Math.min(250, Math.floor(stepMs / 5));
   const pollMs = Math.max(25, Math.floor((stepMs - settleMs) / 4));
 
-  /** Applies a split, then watches it for one step (or until v2's errors pass the threshold, when `watch`). */
-  const step = async (label: string, v2Percent: number, watch: boolean): Promise<{ window: Window; failing: boolean }> => {
+  /** Applies a split, then watches it for one step (or, when `watch`, until v2 looks failing: then `failing` says why). */
+  const step = async (label: string, v2Percent: number, watch: boolean): Promise<{ window: Window; failing: string | undefined }> => {
     const version = mesh.configure(split(v2Percent));
     const inForce = mesh.snapshot().config;
     if (inForce.version !== version) problem(`configure returned version ${version}, the snapshot has ${inForce.version}`);
+    // The watch counts from the change (a failure in the settle is a failure); the shares from after the settle.
+    const changedAt = countsOf(mesh.snapshot());
+    const changed = performance.now();
     await sleep(settleMs);
     const base = countsOf(mesh.snapshot());
     const start = performance.now();
     let window = windowOf(base, base, 0);
-    let failing = false;
+    let failing: string | undefined;
     while (performance.now() - start < stepMs - settleMs && !hardStop.aborted) {
       await sleep(Math.min(pollMs, stepMs - settleMs - (performance.now() - start)));
       const now = countsOf(mesh.snapshot());
@@ -231,10 +275,8 @@ async function main({ stepMs, adminPort, failAt }: Settings): Promise<number> {
       for (const [name, want] of [['v1', 100 - v2Percent], ['v2', v2Percent]] as const) {
         if (now[name].weight !== null && now[name].weight !== want) problem(`the snapshot shows weight ${now[name].weight} for ${name}, configured ${want}`);
       }
-      if (watch && window.v2 >= MIN_V2_CALLS && window.v2Errors / window.v2 > ERROR_THRESHOLD) {
-        failing = true;
-        break;
-      }
+      failing = watch ? verdict(windowOf(changedAt, now, (performance.now() - changed) / 1_000), v2Percent) : undefined;
+      if (failing !== undefined) break;
     }
     console.log(
       `${label.padEnd(9)} config v${version}: weights v1 ${100 - v2Percent} % / v2 ${v2Percent} % | ` +
@@ -256,14 +298,13 @@ async function main({ stepMs, adminPort, failAt }: Settings): Promise<number> {
       applied.push(percent);
       const { window, failing } = await step(`step ${i + 1}/${PLAN.length}`, percent, true);
       last = window;
-      if (failing) {
+      if (failing !== undefined) {
         rolledBackAt = percent;
         const states = (mesh.snapshot().services[SERVICE]?.endpoints ?? [])
           .filter((e) => v2.endpoints.some((x) => x.port === e.port))
           .map((e) => `${e.id} ${e.ejected ? 'ejected' : `breaker ${e.breaker}`}`);
         console.log(
-          `rolled back: v2 errors ${pct(window.v2Errors, window.v2)} % > ${ERROR_THRESHOLD * 100} % at ${percent} % ` +
-            `(v2 endpoints: ${states.join(', ')}); configuring v1 100 % / v2 0 %`,
+          `rolled back at ${percent} %: ${failing} (v2 endpoints: ${states.join(', ')}); configuring v1 100 % / v2 0 %`,
         );
         last = (await step('rollback', 0, false)).window;
         break;
@@ -273,7 +314,6 @@ async function main({ stepMs, adminPort, failAt }: Settings): Promise<number> {
     stop = true;
     await load;
   }
-  await shutdown();
 
   if (hardStop.aborted) problem('the run hit its time bound');
   if (last === undefined || last.total === 0) problem('no calls were measured in the last step');

@@ -1,15 +1,16 @@
 import { Call } from './call/call.js';
 import type { CallEnv } from './call/env.js';
-import { callSettings, checkOptionKeys, optionKeys } from './call/settings.js';
+import { callSettings, checkOptionKeys, optionKeys, type CallSettings } from './call/settings.js';
 import type { AttemptFn } from './transport/attempt-context.js';
 import { callTransport } from './transport/call.js';
 import { DEFAULT_DISCOVERY } from './defaults.js';
 import { callFacts } from './config/route-match.js';
-import type { MeshConfigInput, MeshConfigView } from './config/types.js';
+import type { ConfigSource, MeshConfigInput, MeshConfigView } from './config/types.js';
 import { validateRouting } from './config/validate-config.js';
 import { MeshController } from './mesh-config.js';
 import { fetchFacts } from './routing/facts.js';
 import { Mirrors } from './routing/mirror.js';
+import type { Backend } from './routing/backend.js';
 import type { RoutePlan } from './routing/plan.js';
 import { DiscoveryCache } from './discovery/cache.js';
 import type { Registry } from './discovery/registry.js';
@@ -23,7 +24,7 @@ import { RETIRED_GRACE_MS } from './observe/service-metrics.js';
 import { BreakerClock } from './resilience/breaker.js';
 import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
 import type { CallOptions, MeshOptions, MeshRequestInit } from './options.js';
-import { Service } from './service.js';
+import { Service, type ServiceConfig } from './service.js';
 import { ServiceTable } from './service-table.js';
 import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough, type FetchPlan } from './transport/fetch.js';
 import { systemClock } from './util/clock.js';
@@ -189,23 +190,25 @@ export function createMesh(options: MeshOptions): Mesh {
     callDeadlines: (ms) => listFor(deadlineLists, ms),
   };
 
-  const controller = new MeshController(
+  const controller: MeshController = new MeshController(
     { defaults: options.defaults, services: options.services, routes: options.routes, subsets: options.subsets },
     events,
-    () => {
-      const names: string[] = [];
-      for (const svc of table.values()) {
-        svc.reconfigure(controller.store.serviceConfig(svc.name));
-        names.push(svc.name);
-      }
-      return names;
+    (pending): (() => readonly string[]) => {
+      const staged = [...table.values()].map((svc: Service) => {
+        const config: ServiceConfig = controller.store.serviceConfig(svc.name, pending);
+        return { svc, config, plan: svc.planFor(config) };
+      });
+      return () => {
+        for (const { svc, config, plan } of staged) svc.reconfigure(config, plan);
+        return staged.map(({ svc }) => svc.name);
+      };
     },
   );
   const mirrors = new Mirrors(env);
   const plans = { rng, events, zone: options.zone, service: (name: string) => serviceFor(name) };
 
   // The cache's listener reads `table` only when discovery answers, after this line has run.
-  const table = new ServiceTable(
+  const table: ServiceTable = new ServiceTable(
     maxServices,
     (name) => new Service(name, controller.store.serviceConfig(name), { discovery, clock, events, breakerClock, plans }),
     (svc) => {
@@ -216,13 +219,28 @@ export function createMesh(options: MeshOptions): Mesh {
   );
   const serviceFor = (name: string): Service => table.obtain(name);
 
-  /** The backend a routed call goes to; its fault and mirror are drawn here too. */
-  const routed = (c: Call, route: RoutePlan, send: AttemptFn<unknown>, replayable: boolean): Call => {
-    c.fault = route.drawFault();
-    const mirror = replayable ? route.drawMirror() : undefined;
-    if (mirror !== undefined) mirrors.fire(mirror, send, c.transport, route.stats);
+  /**
+   * A routed call's fault and mirror, drawn now; the route step applies them once the call is admitted. Its own
+   * function, so that the call path of an unrouted call creates no closure (a closure there costs a context object
+   * per call). A mirror to another service goes through that service's dispatcher (its tls, its Host).
+   */
+  const routed = (c: Call, route: RoutePlan, plan: FetchPlan | undefined): Call => {
+    const fault = route.drawFault();
+    const mirror = plan === undefined || plan.replayable ? route.drawMirror() : undefined;
+    if (fault === undefined && mirror === undefined) return c;
+    let fire: { fire(): void } | undefined;
+    if (mirror !== undefined) {
+      let send = c.send;
+      if (plan !== undefined) {
+        const d = serviceFor(mirror.name).fetchDispatcher;
+        send = d === undefined ? plan.send : sendThrough(fetchImpl, plan, d);
+      }
+      fire = mirrors.prepare(mirror, send, c.transport, route.stats);
+    }
+    c.drawn = { fault, mirror: fire };
     return c;
   };
+
   /**
    * A call to a service with routes and no endpoint list yet runs once discovery first answers (or fails: the
    * call's endpoints step then reports it): a split passes the share of a backend without endpoints on, which it
@@ -232,38 +250,42 @@ export function createMesh(options: MeshOptions): Mesh {
     const loading = svc.prepare(clock.now());
     return loading === undefined ? run() : loading.then(run, run);
   };
+  // Functions of their own: a closure in `call` or `fetchVia` would cost every call a context object.
+  const callAfterDiscovery = <T>(svc: Service, fn: AttemptFn<T>, callOptions: CallOptions | undefined): Promise<T> =>
+    afterDiscovery(svc, () => callRouted(svc, fn, callOptions));
+  const fetchAfterDiscovery = (svc: Service, plan: FetchPlan, input: string | URL | Request, init: MeshRequestInit | undefined): Promise<Response> =>
+    afterDiscovery(svc, () => fetchRouted(svc, plan, input, init));
 
+  // The unrouted path stays in `call` and `fetchVia` themselves, with no closure and no extra frame: what a service
+  // without routes pays for routes is one property read.
   const call = <T>(name: string, fn: AttemptFn<T>, callOptions?: CallOptions): Promise<T> => {
     try {
       if (closed) throw new MeshClosedError(String(name));
       if (typeof fn !== 'function') throw new TypeError('mesh.call(service, fn): fn must be a function');
       const svc = serviceFor(name);
-      if (svc.ready || svc.plan.routes === undefined) return callOn(svc, fn, callOptions);
-      return afterDiscovery(svc, () => callOn(svc, fn, callOptions));
+      const plan = svc.plan;
+      if (plan.routes !== undefined) return svc.ready ? callRouted(svc, fn, callOptions) : callAfterDiscovery(svc, fn, callOptions);
+      const target = plan.whole;
+      let settings = target.plainSettings;
+      if (callOptions !== undefined) settings = callSettingsOf(target, checkCallOptions(callOptions));
+      return target.stack.run(new Call(env, target, settings, callTransport, fn as AttemptFn<unknown>)) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
     }
   };
 
-  const callOn = <T>(svc: Service, fn: AttemptFn<T>, callOptions: CallOptions | undefined): Promise<T> => {
+  const callRouted = <T>(svc: Service, fn: AttemptFn<T>, callOptions: CallOptions | undefined): Promise<T> => {
     try {
+      if (callOptions !== undefined) checkCallOptions(callOptions);
       const plan = svc.plan;
-      let target = plan.whole;
-      let route: RoutePlan | undefined;
-      if (plan.routes !== undefined) {
-        const facts = callFacts(routeOption(callOptions));
-        route = plan.match(facts);
-        if (route !== undefined) target = route.chooseFor(facts, callOptions?.hashKey);
-      }
-      let settings = target.plainSettings;
-      if (callOptions !== undefined) {
-        if (callOptions === null || typeof callOptions !== 'object') throw new TypeError('mesh.call options must be an object');
-        checkOptionKeys(callOptions, CALL_KEYS, 'options');
-        routeOption(callOptions);
-        settings = callSettings(target.policy, callOptions, callOptions.signal ?? undefined, callOptions.hashKey, false, true);
-      }
+      const facts = callFacts(callOptions?.route);
+      const route = plan.match(facts);
+      // Its calls may all go to another service (which choosing may make): it must not look idle to the table.
+      svc.lastCallAt = clock.now();
+      const target = route === undefined ? plan.whole : route.chooseFor(facts, callOptions?.hashKey);
+      const settings = callOptions === undefined ? target.plainSettings : callSettingsOf(target, callOptions);
       const c = new Call(env, target, settings, callTransport, fn as AttemptFn<unknown>);
-      return target.stack.run(route === undefined ? c : routed(c, route, fn as AttemptFn<unknown>, true)) as Promise<T>;
+      return target.stack.run(route === undefined ? c : routed(c, route, undefined)) as Promise<T>;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -275,34 +297,43 @@ export function createMesh(options: MeshOptions): Mesh {
       const plan = planFetch(fetchImpl, input, init ?? undefined);
       if (closed) throw new MeshClosedError(plan.service);
       const svc = serviceFor(plan.service);
-      if (svc.ready || svc.plan.routes === undefined) return fetchOn(svc, plan, input, init);
-      return afterDiscovery(svc, () => fetchOn(svc, plan, input, init));
+      if (svc.plan.routes !== undefined) return svc.ready ? fetchRouted(svc, plan, input, init) : fetchAfterDiscovery(svc, plan, input, init);
+      return fetchTo(svc, svc.plan.whole, plan, input, init, undefined);
     } catch (error) {
       return Promise.reject(error);
     }
   };
 
-  const fetchOn = (svc: Service, plan: FetchPlan, input: string | URL | Request, init: MeshRequestInit | undefined): Promise<Response> => {
+  const fetchRouted = (svc: Service, plan: FetchPlan, input: string | URL | Request, init: MeshRequestInit | undefined): Promise<Response> => {
     try {
       const servicePlan = svc.plan;
-      let target = servicePlan.whole;
-      let route: RoutePlan | undefined;
-      if (servicePlan.routes !== undefined) {
-        const facts = fetchFacts(input, init ?? undefined, plan.rest, plan.base.method);
-        route = servicePlan.match(facts);
-        if (route !== undefined) target = route.chooseFor(facts, init?.hashKey);
-      }
-      const hashHeader = target.policy.hashHeader;
-      const hashKey = init?.hashKey ?? (hashHeader === undefined ? undefined : headerValue(input, init, hashHeader));
-      const settings = callSettings(target.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
-      // A { service } backend is another service: its own dispatcher (its tls, its Host), if it has one.
-      const dispatcher = target.name === svc.name ? svc.fetchDispatcher : serviceFor(target.name).fetchDispatcher;
-      const send = dispatcher === undefined ? plan.send : sendThrough(fetchImpl, plan, dispatcher);
-      const c = new Call(env, target, settings, plan.transport, send);
-      return target.stack.run(route === undefined ? c : routed(c, route, plan.send, plan.replayable)) as Promise<Response>;
+      const facts = fetchFacts(input, init ?? undefined, plan.rest, plan.base.method);
+      const route = servicePlan.match(facts);
+      svc.lastCallAt = clock.now();
+      const target = route === undefined ? servicePlan.whole : route.chooseFor(facts, init?.hashKey);
+      return fetchTo(svc, target, plan, input, init, route);
     } catch (error) {
       return Promise.reject(error);
     }
+  };
+
+  /** Runs a planned fetch against a backend (the whole service's, or the one its route chose). */
+  const fetchTo = (
+    svc: Service,
+    target: Backend,
+    plan: FetchPlan,
+    input: string | URL | Request,
+    init: MeshRequestInit | undefined,
+    route: RoutePlan | undefined,
+  ): Promise<Response> => {
+    const hashHeader = target.policy.hashHeader;
+    const hashKey = init?.hashKey ?? (hashHeader === undefined ? undefined : headerValue(input, init, hashHeader));
+    const settings = callSettings(target.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
+    // A { service } backend is another service: its own dispatcher (its tls, its Host), if it has one.
+    const dispatcher = target.name === svc.name ? svc.fetchDispatcher : serviceFor(target.name).fetchDispatcher;
+    const send = dispatcher === undefined ? plan.send : sendThrough(fetchImpl, plan, dispatcher);
+    const c = new Call(env, target, settings, plan.transport, send);
+    return target.stack.run(route === undefined ? c : routed(c, route, plan)) as Promise<Response>;
   };
 
   const mesh: Mesh = {
@@ -386,14 +417,33 @@ export function createMesh(options: MeshOptions): Mesh {
     isClosed: () => closed,
   };
   registerCore(mesh, core);
-  // Sources start with the mesh: routes they push are in force as soon as they answer.
-  if (options.config !== undefined) controller.watch(Array.isArray(options.config) ? options.config : [options.config]);
+  // Sources start with the mesh, in a microtask: the caller's `config-error` listener, added after createMesh
+  // returns, hears a source that fails at once.
+  const sources = options.config;
+  if (sources !== undefined) {
+    queueMicrotask(() => {
+      if (!closed) controller.watch(Array.isArray(sources) ? sources : [sources as ConfigSource]);
+    });
+  }
   return mesh;
 }
 
+/** Checks a `mesh.call` options object: its type, its keys, its `route`. Returns it. */
+function checkCallOptions(options: CallOptions): CallOptions {
+  if (options === null || typeof options !== 'object') throw new TypeError('mesh.call options must be an object');
+  checkOptionKeys(options, CALL_KEYS, 'options');
+  routeOption(options);
+  return options;
+}
+
+/** A call's settings from its (checked) options, over its target's policy. */
+function callSettingsOf(target: Backend, options: CallOptions): CallSettings {
+  return callSettings(target.policy, options, options.signal ?? undefined, options.hashKey, false, true);
+}
+
 /** `mesh.call`'s `route` option (what routes match on), checked: `{ path?, method?, headers? }`. */
-function routeOption(options: CallOptions | undefined): CallOptions['route'] {
-  const route = options?.route;
+function routeOption(options: CallOptions): CallOptions['route'] {
+  const route = options.route;
   if (route === undefined) return undefined;
   if (route === null || typeof route !== 'object') throw new TypeError('options.route must be an object { path?, method?, headers? }');
   for (const key of ['path', 'method'] as const) {

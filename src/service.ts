@@ -42,7 +42,7 @@ export class Service implements PlanOwner {
   /** Ramps the weight of endpoints added after the first list (policy `slowStart`). */
   slowStart: SlowStart | undefined;
   /** When ramping weights are next due for a recompute: one comparison per pick (Infinity when off or idle). */
-  private rampCheckAt = Infinity;
+  rampCheckAt = Infinity;
   budget: RetryBudget | undefined;
   readonly health: ServiceHealth;
   /** Recent latencies, kept only when a hedge delay of `'p95'` needs them. */
@@ -53,6 +53,8 @@ export class Service implements PlanOwner {
   queue: BulkheadQueue | undefined;
   /** mesh.fetch's dispatcher, when the policy's `tls` or `host: 'service'` needs one. */
   fetchDispatcher: ServiceDispatcher | undefined;
+  /** Dispatchers a configuration replaced, still open for the calls that started with them. */
+  private readonly retired = new Map<ServiceDispatcher, ReturnType<typeof setTimeout>>();
   /** When the latest call was admitted (clock reading): the idlest service is retired first. */
   lastCallAt = 0;
   /** Calls started, and how they ended. */
@@ -81,7 +83,7 @@ export class Service implements PlanOwner {
       this.rampCheckAt = Math.min(this.rampCheckAt, this.slowStart.checkAt);
     });
     this.adopt(undefined, policy);
-    this.plan = new ServicePlan(this, policy, config.routes, config.subsets, deps.plans);
+    this.plan = this.planFor(config);
   }
 
   /** The policy in force. */
@@ -95,14 +97,22 @@ export class Service implements PlanOwner {
   }
 
   /**
-   * Takes a new configuration: a new plan (balancers, routes), and the shared parts the policy shapes are kept
-   * when their part of the policy is the same, else remade (see {@link ServiceHealth.reconfigure}). Calls in
-   * flight keep the backend, policy and stack they started with.
+   * The plan a configuration would give this service: built apart (it may throw, e.g. a balancer of yours whose
+   * `update` throws), so that `configure` can build every service's plan before any is put in force.
    */
-  reconfigure(config: ServiceConfig): void {
-    const plan = new ServicePlan(this, config.policy, config.routes, config.subsets, this.deps.plans);
+  planFor(config: ServiceConfig): ServicePlan {
+    return new ServicePlan(this, config.policy, config.routes, config.subsets, this.deps.plans);
+  }
+
+  /**
+   * Puts a configuration in force with the plan {@link planFor} built for it. The shared parts the policy shapes
+   * are kept when their part of the policy is the same, else remade (see {@link ServiceHealth.reconfigure}).
+   * Calls in flight keep the backend, policy and stack they started with.
+   */
+  reconfigure(config: ServiceConfig, plan: ServicePlan): void {
     this.adopt(this.plan.policy, config.policy);
     this.health.reconfigure(config.policy, this.deps.clock.now());
+    this.plan.retire();
     this.plan = plan;
   }
 
@@ -122,10 +132,23 @@ export class Service implements PlanOwner {
     }
     if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow ??= new LatencyWindow();
     if (old === undefined || !samePolicyPart([policy.tls, policy.host], [old.tls, old.host])) {
-      // Gracefully: bodies of calls made under the old dispatcher may still stream through it.
-      void this.fetchDispatcher?.close('close');
+      if (this.fetchDispatcher !== undefined) this.retireDispatcher(this.fetchDispatcher, old?.timeout.totalMs ?? 0);
       this.fetchDispatcher = ServiceDispatcher.wanted(policy) ? new ServiceDispatcher(this.name, policy) : undefined;
     }
+  }
+
+  /**
+   * A dispatcher a new `tls` or `host` replaced. Calls in flight hold it (a retry or a hedge sends through it, a
+   * body streams through it), and every one of them is over by its total deadline: it is closed once that has
+   * passed for the latest of them, or when the service closes.
+   */
+  private retireDispatcher(dispatcher: ServiceDispatcher, totalMs: number): void {
+    const timer = setTimeout(() => {
+      this.retired.delete(dispatcher);
+      void dispatcher.close('close');
+    }, totalMs + 1_000);
+    timer.unref?.();
+    this.retired.set(dispatcher, timer);
   }
 
   /** A changed slow-start policy: ramping weights go back to discovery's (a new ramp starts with the next joiners). */
@@ -200,12 +223,15 @@ export class Service implements PlanOwner {
   close(error: unknown, how: 'close' | 'destroy' = 'destroy'): Promise<void> {
     this.queue?.clear(error);
     for (const state of this.endpoints.states) this.health.detach(state);
-    return this.fetchDispatcher?.close(how) ?? Promise.resolve();
+    const closing = [...this.retired.keys()].map((d) => d.close(how));
+    for (const timer of this.retired.values()) clearTimeout(timer);
+    this.retired.clear();
+    if (this.fetchDispatcher !== undefined) closing.push(this.fetchDispatcher.close(how));
+    return Promise.all(closing).then(() => undefined);
   }
 
-  /** Slow start: recomputes the ramping weights when due and lets every backend see them (at most every 100 ms). */
-  rampIfDue(now: number): void {
-    if (now < this.rampCheckAt) return;
+  /** Slow start: recomputes the ramping weights and lets every backend see them (at most every 100 ms). */
+  ramp(now: number): void {
     const slowStart = this.slowStart;
     if (slowStart === undefined) {
       this.rampCheckAt = Infinity;

@@ -32,6 +32,18 @@ export function validateMeshOptions(options: MeshOptions): void {
       validatePolicy(policy, `services.${name}`);
     }
   }
+  if (options.config !== undefined) {
+    const sources = Array.isArray(options.config) ? options.config : [options.config];
+    sources.forEach((source: unknown, i) => {
+      const at = Array.isArray(options.config) ? `config[${i}]` : 'config';
+      const s = source as { watch?: unknown; close?: unknown; name?: unknown } | null;
+      if (s === null || typeof s !== 'object' || typeof s.watch !== 'function') {
+        throw new TypeError(`${at} must be a config source: an object with a watch(onUpdate, onError) method`);
+      }
+      if (s.close !== undefined && typeof s.close !== 'function') throw new TypeError(`${at}.close must be a function`);
+      if (s.name !== undefined && typeof s.name !== 'string') throw new TypeError(`${at}.name must be a string`);
+    });
+  }
   if (options.zone !== undefined && (typeof options.zone !== 'string' || options.zone === '')) {
     throw new TypeError('zone must be a non-empty string');
   }

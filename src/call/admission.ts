@@ -24,16 +24,18 @@ export class AdmissionStep implements Step {
 
   async run(call: Call): Promise<unknown> {
     const { env, target, settings } = call;
+    // The counters every configuration of the service shares: plain fields, no accessor on the call path.
+    const shared = target.shared;
     if (env.isClosed()) throw new MeshClosedError(target.name);
     const signal = settings.signal;
     if (signal?.aborted) throw signal.reason;
     const start = env.clock.now();
     call.begin(start);
-    if (target.active >= target.policy.maxConcurrent) {
+    if (shared.active >= target.policy.maxConcurrent) {
       // A full bulkhead rejects at once, unless its bounded queue has room (the slot is then handed over).
       // The call's own stop signal when the caller gave none: a transport may stop the call without one (the
       // undici path hands the caller an abort function), and a waiting call must hear that too.
-      const waiting = target.queue?.wait(signal ?? call.sleepSignal(), settings.totalMs, () => new TimeoutError(target.name, 'total', settings.totalMs));
+      const waiting = shared.queue?.wait(signal ?? call.sleepSignal(), settings.totalMs, () => new TimeoutError(target.name, 'total', settings.totalMs));
       if (waiting === undefined) {
         call.release();
         ended(target, OUTCOME.rejected);
@@ -49,11 +51,11 @@ export class AdmissionStep implements Step {
         throw error;
       }
     } else {
-      target.active++;
+      shared.active++;
     }
-    target.calls++;
-    target.lastCallAt = start;
-    target.budget?.onRequest(start);
+    shared.calls++;
+    shared.lastCallAt = start;
+    shared.budget?.onRequest(start);
     try {
       // An abort that landed as the slot was handed over still counts: nothing is sent for a stopped call.
       if (call.stopped !== undefined) throw call.stopped;
@@ -67,8 +69,7 @@ export class AdmissionStep implements Step {
       }
       // The success path reads no clock: the winning attempt's end time is on record.
       target.metrics.callSucceeded(start);
-      const routed = target.routeStats;
-      if (routed !== undefined) routed.outcomes[OUTCOME.success]!++;
+      if (target.routeStats !== undefined) target.routeStats.outcomes[OUTCOME.success]!++;
       call.end(value);
       return value;
     } catch (error) {
@@ -76,18 +77,18 @@ export class AdmissionStep implements Step {
       try {
         result = failedResult(call, error);
       } catch (final) {
-        target.callFailures++;
+        shared.callFailures++;
         ended(target, callOutcomeOf(final, signal), env.clock.now() - start);
         call.release();
         throw final;
       }
-      target.callFailures++;
+      shared.callFailures++;
       // A fault's synthetic Response is counted apart from the backends' own failures.
       ended(target, error instanceof FaultInjectedError ? OUTCOME.fault : OUTCOME.failure, env.clock.now() - start);
       call.end(result.value);
       return result.value;
     } finally {
-      if (target.queue === undefined || !target.queue.handOver()) target.active--;
+      if (shared.queue === undefined || !shared.queue.handOver()) shared.active--;
     }
   }
 }

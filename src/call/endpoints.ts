@@ -15,7 +15,7 @@ export class EndpointsStep implements Step {
   }
 
   run(call: Call): Promise<unknown> {
-    const loading = call.target.prepare(call.startedAt);
+    const loading = call.target.shared.prepare(call.startedAt);
     if (loading === undefined) return this.next.run(call);
     return call.wait(loading).then(() => {
       // An abort that landed as discovery answered still counts: nothing is sent for a stopped call.

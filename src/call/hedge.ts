@@ -13,8 +13,9 @@ const P95_UNKNOWN_MS = 100;
 /** The delay before the next hedge: the number given, or the service's recent p95, at least 1 ms. */
 export function hedgeDelay(target: CallTarget, hedge: ResolvedHedge): number {
   if (hedge.delayMs !== 'p95') return hedge.delayMs;
-  target.latencyWindow ??= new LatencyWindow();
-  return Math.max(1, target.latencyWindow.p95() ?? P95_UNKNOWN_MS);
+  const shared = target.shared;
+  shared.latencyWindow ??= new LatencyWindow();
+  return Math.max(1, shared.latencyWindow.p95() ?? P95_UNKNOWN_MS);
 }
 
 /**
@@ -87,7 +88,7 @@ class HedgeGroup {
     const state: EndpointState | undefined = pickEndpoint(call, now, true);
     if (state === undefined) return; // every endpoint is busy with this call already
     const retry = call.settings.retry;
-    if (target.budget !== undefined && retry !== false && retry.budget !== false && !target.budget.tryWithdraw()) {
+    if (target.shared.budget !== undefined && retry !== false && retry.budget !== false && !target.shared.budget.tryWithdraw()) {
       if (env.events.has('budget-exhausted')) env.events.emit('budget-exhausted', { service: target.name, attempt: call.started });
       return;
     }

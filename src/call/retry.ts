@@ -61,7 +61,7 @@ function retryAfterFailure(call: Call, next: Step, first: AttemptFailure): Promi
         const nominal = Math.min(retry.maxDelayMs, retry.minDelayMs * retry.factor ** retriesConsumed);
         const asked = error.value === undefined ? undefined : call.transport.retryAfterMs(error.value);
         if (left <= nominal + (asked ?? 0)) return false; // no time for the backoff and an attempt
-        if (retry.budget !== false && target.budget !== undefined && !target.budget.tryWithdraw()) {
+        if (retry.budget !== false && target.shared.budget !== undefined && !target.shared.budget.tryWithdraw()) {
           if (env.events.has('budget-exhausted')) {
             env.events.emit('budget-exhausted', { service: target.name, attempt: error.record.attempt });
           }

@@ -24,7 +24,7 @@ export function settle(a: Attempt, end: AttemptEnd, result: unknown): void {
     if (result === HEDGE_LOST) {
       state.lostRace(durationMs, now);
       // The loser ran at least this long: leaving it out would bias the p95 estimate low.
-      target.latencyWindow?.add(durationMs);
+      target.shared.latencyWindow?.add(durationMs);
     } else {
       state.cancel(durationMs, now);
     }
@@ -39,7 +39,7 @@ export function settle(a: Attempt, end: AttemptEnd, result: unknown): void {
   if (state.breaker !== undefined && !a.probe) state.breaker.record(ok);
   target.health.record(state, ok, now);
   if (ok) {
-    target.latencyWindow?.add(durationMs);
+    target.shared.latencyWindow?.add(durationMs);
     if (env.events.has('success')) {
       env.events.emit('success', { service: target.name, endpoint: state.endpoint, attempt: a.attempt, durationMs, route: target.route, backend: target.backend });
     }

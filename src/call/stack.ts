@@ -1,7 +1,7 @@
 import { AdmissionStep } from './admission.js';
 import { AttemptStep } from './attempt.js';
 import { EndpointsStep } from './endpoints.js';
-import { FaultStep } from './fault.js';
+import { RouteStep } from './route-step.js';
 import { HedgeStep } from './hedge.js';
 import { PickStep } from './pick.js';
 import { RetryStep } from './retry.js';
@@ -27,13 +27,14 @@ export const CALL_STEPS: readonly StepFactory[] = Object.freeze<StepFactory[]>([
 ]);
 
 /**
- * The stack of a route that injects faults: the fault step right below admission, so a delay is under the call's
- * deadline and bulkhead, and an abort comes before discovery, any pick and the retry loop. Routes without faults
- * (and every call outside a route) keep {@link CALL_STEPS}: faults cost them nothing.
+ * The stack of a route that injects faults or mirrors requests: the route step right below admission, so a delay
+ * is under the call's deadline and bulkhead, an abort comes before discovery, any pick and the retry loop, and a
+ * mirror goes out only for a request admitted and not aborted. Other routes (and every call outside a route)
+ * keep {@link CALL_STEPS}: faults and mirrors cost them nothing.
  */
-export const FAULT_STEPS: readonly StepFactory[] = Object.freeze<StepFactory[]>([
+export const ROUTE_STEPS: readonly StepFactory[] = Object.freeze<StepFactory[]>([
   CALL_STEPS[0]!,
-  (next) => new FaultStep(next),
+  (next) => new RouteStep(next),
   ...CALL_STEPS.slice(1),
 ]);
 

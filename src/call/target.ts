@@ -21,13 +21,12 @@ export interface TargetHealth {
 }
 
 /**
- * What the call steps see of a service (a backend of one configuration: the whole service or a route's subset):
- * its policy, counters and the few operations a call needs. The
- * steps never hold the `Service` class itself, so the call path can be read (and tested) on its own.
+ * What every configuration of a service shares, and the call steps count into: its metrics, health, retry
+ * budget, bulkhead queue and counters. The service itself: the steps reach it as `target.shared`, a plain field
+ * (an accessor per counter would cost the call path its inlining budget).
  */
-export interface CallTarget {
+export interface SharedTarget {
   readonly name: string;
-  readonly policy: ResolvedPolicy;
   readonly metrics: ServiceMetrics;
   readonly health: TargetHealth;
   readonly budget: RetryBudget | undefined;
@@ -42,12 +41,27 @@ export interface CallTarget {
   /** Calls admitted, and how many of them failed. */
   calls: number;
   callFailures: number;
-  /** How many endpoints discovery lists now. */
+  /** Makes sure a list is there: a promise only while the first list is loading. */
+  prepare(now: number): Promise<void> | undefined;
+}
+
+/**
+ * What the call steps see of a service (a backend of one configuration: the whole service or a route's subset):
+ * its policy, its shared counters and the few operations a call needs. The steps never hold the `Service` class
+ * itself, so the call path can be read (and tested) on its own.
+ */
+export interface CallTarget {
+  readonly name: string;
+  readonly policy: ResolvedPolicy;
+  /** The service's own metrics and health (the same objects as `shared`'s, one hop fewer). */
+  readonly metrics: ServiceMetrics;
+  readonly health: TargetHealth;
+  /** What every configuration of the service shares. */
+  readonly shared: SharedTarget;
+  /** How many endpoints it balances over now. */
   readonly size: number;
   /** The settings of a call with no per-call options (one frozen object, reused). */
   readonly plainSettings: CallSettings;
-  /** Makes sure a list is there: a promise only while the first list is loading. */
-  prepare(now: number): Promise<void> | undefined;
   /** One balancer pick among the usable endpoints not in `request.tried` (slow-start ramps applied). */
   choose(request: PickRequest): EndpointState | undefined;
   /** True when every endpoint this target balances over has its breaker open. */

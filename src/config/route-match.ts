@@ -19,6 +19,12 @@ export type Matcher = (facts: RequestFacts) => boolean;
 const always: Matcher = () => true;
 
 /**
+ * A regex is never run over a longer value (it does not match): with nested quantifiers refused at validation,
+ * what is left is at most polynomial, and this bounds it.
+ */
+export const MAX_REGEX_INPUT = 8_192;
+
+/**
  * Compiles a route's `match` entries, once per configuration. Gateway API HTTPRoute semantics: entries are
  * OR-ed and the fields of one entry AND-ed; an empty or missing list matches every request. A path prefix
  * matches on `/` segment boundaries (`/v1` matches `/v1` and `/v1/x`, not `/v10`; a trailing `/` in the prefix
@@ -72,13 +78,13 @@ function pathTest(match: PathMatch): Matcher {
     return (f) => f.path !== undefined && (f.path === prefix || f.path.startsWith(withSlash));
   }
   const re = new RegExp(match.regex);
-  return (f) => f.path !== undefined && re.test(f.path);
+  return (f) => f.path !== undefined && f.path.length <= MAX_REGEX_INPUT && re.test(f.path);
 }
 
 function valueTest(match: StringMatch): (value: string) => boolean {
   if (typeof match === 'string') return (value) => value === match;
   const re = new RegExp(match.regex);
-  return (value) => re.test(value);
+  return (value) => value.length <= MAX_REGEX_INPUT && re.test(value);
 }
 
 /** Facts from `mesh.call`'s `route` option: `{ path, method, headers }` (a `?query` in `path` is read too). */

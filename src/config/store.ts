@@ -1,5 +1,6 @@
 import { resolvePolicy } from '../defaults.js';
 import type { Policy, ResolvedPolicy } from '../options.js';
+import { plainConfig, snapshotInput } from './plain.js';
 import type { MeshConfigInput, MeshConfigView, RouteSpec, SubsetSpec } from './types.js';
 import { validateConfigInput, validateRouting } from './validate-config.js';
 
@@ -19,6 +20,22 @@ interface Effective {
   readonly governedBy: Readonly<Record<string, string>>;
 }
 
+/** One config source's layer: its name (for display and events) and what it last sent. */
+interface Layer {
+  readonly name: string;
+  readonly input: MeshConfigInput;
+}
+
+/**
+ * A change validated and merged, not yet in force: `configure` builds every service's new plan from it first,
+ * and commits only when all of them were built, so a change is in force whole or not at all.
+ */
+export interface PendingConfig {
+  readonly api: MeshConfigInput;
+  readonly layers: ReadonlyMap<number, Layer>;
+  readonly effective: Effective;
+}
+
 /** What a change did: the new version, and the services whose configuration changed. */
 export interface ConfigChange {
   readonly version: number;
@@ -30,62 +47,72 @@ export interface ConfigChange {
 
 /**
  * The configuration in force, in layers: what `createMesh` and `configure` set (the API's), and what each
- * config source last sent, which wins for the services it governs (those it names). A change is validated
- * whole, merged included, before anything moves; then the version goes up by one. Sources are layered in the
- * order they were given. A source's policy for a service is merged over the API's, key by key; its routes and
- * subsets for a service replace the API's; its `defaults`, when it sends any, replace the API's.
+ * config source last sent, which wins for the services it governs (those it names). Sources are layered in the
+ * order they were given, each under its own key (two sources of one name never overwrite each other). For a
+ * service a source names, its policy is merged over the API's key by key, its routes replace the API's, and its
+ * subsets are merged over the API's by subset name; its `defaults`, when it sends any, replace the API's.
+ *
+ * What is stored is a copy, frozen, of what was validated: a caller that changes its object afterwards changes
+ * nothing here (functions and balancer objects are kept as they are).
  */
 export class ConfigStore {
   version = 1;
-  private api: MeshConfigInput;
-  private readonly sources = new Map<string, MeshConfigInput>();
-  private effective: Effective;
-  private readonly resolved = new Map<string, ResolvedPolicy>();
+  private current: PendingConfig;
 
   constructor(initial: MeshConfigInput) {
-    this.api = initial;
-    this.effective = merge(initial, this.sources);
+    const api = snapshotInput(initial);
+    this.current = { api, layers: new Map(), effective: merge(api, new Map()) };
   }
 
-  /** `configure`: replaces the API's four parts as a whole. Throws a `TypeError` (and changes nothing) when invalid. */
-  setApi(input: MeshConfigInput): ConfigChange {
-    validateConfigInput(input, 'configure(config)');
-    return this.commit(input, this.sources);
+  /** `configure`: the API's four parts replaced as a whole. A `TypeError` when invalid; nothing changes yet. */
+  prepareApi(input: MeshConfigInput): PendingConfig {
+    const api = snapshotInput(input);
+    validateConfigInput(api, 'configure(config)');
+    return this.prepare(api, this.current.layers);
   }
 
-  /** A source's update (validated as `configure` is): it replaces that source's layer. */
-  setSource(name: string, input: MeshConfigInput): ConfigChange {
-    validateConfigInput(input, `config source '${name}'`);
-    const sources = new Map(this.sources);
-    sources.set(name, input);
-    return this.commit(this.api, sources);
+  /** A source's update (its layer replaced): validated alone, then merged; nothing changes yet. */
+  prepareSource(key: number, name: string, input: MeshConfigInput): PendingConfig {
+    const copy = snapshotInput(input);
+    validateConfigInput(copy, `config source '${name}'`, false);
+    const layers = new Map(this.current.layers);
+    layers.set(key, { name, input: copy });
+    return this.prepare(this.current.api, layers);
   }
 
-  /** Whether a configuration names this service (its policy, routes or subsets). */
+  /** Puts a prepared change in force. */
+  commit(pending: PendingConfig): ConfigChange {
+    const before = this.current.effective;
+    const after = pending.effective;
+    this.current = pending;
+    this.version++;
+    return {
+      version: this.version,
+      services: changedServices(before, after),
+      defaultsChanged: json(before.defaults) !== json(after.defaults),
+    };
+  }
+
+  /** Whether the configuration in force names this service (its policy, routes or subsets). */
   names(service: string): boolean {
-    const e = this.effective;
+    const e = this.current.effective;
     return Object.hasOwn(e.services, service) || Object.hasOwn(e.routes, service) || Object.hasOwn(e.subsets, service);
   }
 
-  /** The policy, routes and subsets in force for `service`. */
-  serviceConfig(service: string): EffectiveServiceConfig {
-    const e = this.effective;
-    let policy = this.resolved.get(service);
-    if (policy === undefined) {
-      policy = resolvePolicy(e.defaults, Object.hasOwn(e.services, service) ? e.services[service] : undefined);
-      this.resolved.set(service, policy);
-    }
+  /** The policy, routes and subsets of `service`, in force or in a prepared change. */
+  serviceConfig(service: string, of: PendingConfig = this.current): EffectiveServiceConfig {
+    const e = of.effective;
     return {
-      policy,
+      policy: resolvePolicy(e.defaults, Object.hasOwn(e.services, service) ? e.services[service] : undefined),
       routes: Object.hasOwn(e.routes, service) ? e.routes[service] : undefined,
       subsets: Object.hasOwn(e.subsets, service) ? e.subsets[service]! : {},
     };
   }
 
-  /** `mesh.config()`: plain JSON of what is in force. */
+  /** `mesh.config()`: plain JSON of what is in force (secrets of a `tls` policy redacted). */
   view(): MeshConfigView {
-    const e = this.effective;
-    return plain({
+    const e = this.current.effective;
+    return plainConfig({
       version: this.version,
       defaults: e.defaults,
       services: e.services,
@@ -95,32 +122,22 @@ export class ConfigStore {
     }) as MeshConfigView;
   }
 
-  private commit(api: MeshConfigInput, sources: ReadonlyMap<string, MeshConfigInput>): ConfigChange {
-    const next = merge(api, sources);
+  private prepare(api: MeshConfigInput, layers: ReadonlyMap<number, Layer>): PendingConfig {
+    const effective = merge(api, layers);
     // Each layer is valid alone; the merge must be too (a source's route may name a subset of the API's).
-    validateRouting(next.routes, next.subsets);
-    const changed = changedServices(this.effective, next);
-    const defaultsChanged = json(this.effective.defaults) !== json(next.defaults);
-    this.api = api;
-    if (sources !== this.sources) {
-      this.sources.clear();
-      for (const [k, v] of sources) this.sources.set(k, v);
-    }
-    this.effective = next;
-    this.resolved.clear();
-    this.version++;
-    return { version: this.version, services: changed, defaultsChanged };
+    validateRouting(effective.routes, effective.subsets);
+    return { api, layers, effective };
   }
 }
 
-function merge(api: MeshConfigInput, sources: ReadonlyMap<string, MeshConfigInput>): Effective {
+function merge(api: MeshConfigInput, layers: ReadonlyMap<number, Layer>): Effective {
   let defaults: Policy = api.defaults ?? {};
   const services: Record<string, Policy> = copy(api.services);
   const routes: Record<string, readonly RouteSpec[]> = copy(api.routes);
   const subsets: Record<string, Readonly<Record<string, SubsetSpec>>> = copy(api.subsets);
   const governedBy: Record<string, string> = {};
   for (const name of new Set([...Object.keys(services), ...Object.keys(routes), ...Object.keys(subsets)])) define(governedBy, name, 'api');
-  for (const [source, layer] of sources) {
+  for (const { name: source, input: layer } of layers.values()) {
     if (layer.defaults !== undefined) defaults = layer.defaults;
     for (const [name, policy] of Object.entries(layer.services ?? {})) {
       define(services, name, { ...(Object.hasOwn(services, name) ? services[name] : {}), ...policy });
@@ -131,28 +148,24 @@ function merge(api: MeshConfigInput, sources: ReadonlyMap<string, MeshConfigInpu
       define(governedBy, name, source);
     }
     for (const [name, byName] of Object.entries(layer.subsets ?? {})) {
-      define(subsets, name, byName);
+      const merged = copy(Object.hasOwn(subsets, name) ? subsets[name] : undefined);
+      for (const [subset, spec] of Object.entries(byName)) define(merged, subset, spec);
+      define(subsets, name, merged);
       define(governedBy, name, source);
     }
   }
   return { defaults, services, routes, subsets, governedBy };
 }
 
-/** Services whose part changed (every one named anywhere when `defaults` changed). */
+/** Services whose part changed (`defaults` is reported apart). */
 function changedServices(a: Effective, b: Effective): string[] {
   const names = new Set([a, b].flatMap((e) => [...Object.keys(e.services), ...Object.keys(e.routes), ...Object.keys(e.subsets)]));
-  const defaultsChanged = json(a.defaults) !== json(b.defaults);
-  return [...names].filter(
-    (n) =>
-      defaultsChanged ||
-      json(a.services[n]) !== json(b.services[n]) ||
-      json(a.routes[n]) !== json(b.routes[n]) ||
-      json(a.subsets[n]) !== json(b.subsets[n]),
-  );
+  const part = (e: Effective, key: 'services' | 'routes' | 'subsets', n: string): unknown => (Object.hasOwn(e[key], n) ? e[key][n] : undefined);
+  return [...names].filter((n) => (['services', 'routes', 'subsets'] as const).some((k) => json(part(a, k, n)) !== json(part(b, k, n))));
 }
 
 function json(value: unknown): string {
-  return JSON.stringify(plain(value)) ?? '';
+  return JSON.stringify(plainConfig(value)) ?? '';
 }
 
 /** Own keys only; a name like `__proto__` is an ordinary key (defined, not assigned). */
@@ -164,20 +177,4 @@ function copy<T>(record: Readonly<Record<string, T>> | undefined): Record<string
 
 function define<T>(record: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-/**
- * Plain JSON of a configuration part: functions as `"[function]"`, a balancer object as its name, Sets as
- * arrays, everything else as it is (frozen, so `config()` cannot be used to change what is in force).
- */
-function plain(value: unknown): unknown {
-  if (typeof value === 'function') return '[function]';
-  if (value === null || typeof value !== 'object') return value;
-  if (value instanceof Set) return Object.freeze([...value].map(plain));
-  if (Array.isArray(value)) return Object.freeze(value.map(plain));
-  const v = value as Record<string, unknown>;
-  if (typeof v.pick === 'function' && typeof v.name === 'string') return v.name;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) if (x !== undefined) define(out, k, plain(x));
-  return Object.freeze(out);
 }

@@ -22,15 +22,22 @@ const SUBSET_KEYS = new Set(['tags', 'meta', 'ids']);
 const SUBSET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** A route's name becomes a metric label value and an event field: a plain token, bounded. */
 const ROUTE_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,126}$/;
-/** Regexes come from operators and config sources: bounded in size (a long pattern is a slow pattern). */
+/** Regexes come from operators and config sources: bounded in size, and refused when they can backtrack exponentially. */
 const MAX_REGEX_LENGTH = 1_000;
+/**
+ * A quantified group that itself holds a quantifier or an alternation (`(a+)+`, `(a|aa)*`, `(x*){2,}`): the shape
+ * that makes V8's backtracking engine take exponential time (ReDoS). JavaScript has no linear-time engine without
+ * a flag, so such patterns are refused; what is left is at most polynomial, and the values tested are bounded
+ * (route-match.ts).
+ */
+const NESTED_QUANTIFIER = /\((?:[^()\\]|\\.)*(?:[*+?]|\{\d+,?\d*\}|\|)(?:[^()\\]|\\.)*\)(?:[*+]|\{\d+,\d*\})/;
 
 /**
  * Validates a whole configuration, `createMesh`'s or `configure`'s or a config source's, before anything
  * changes: a `TypeError` naming the option (`routes.users[1].backends[0].subset: no subset 'v3' in
  * subsets.users`). Policies are checked as `createMesh` checks them.
  */
-export function validateConfigInput(input: unknown, at = 'config'): asserts input is MeshConfigInput {
+export function validateConfigInput(input: unknown, at = 'config', checkSubsets = true): asserts input is MeshConfigInput {
   plainObject(input, at);
   unknownKeys(input as object, CONFIG_KEYS, at);
   const c = input as MeshConfigInput;
@@ -42,11 +49,14 @@ export function validateConfigInput(input: unknown, at = 'config'): asserts inpu
       validatePolicy(policy as Policy, `services.${name}`);
     }
   }
-  validateRouting(c.routes, c.subsets);
+  validateRouting(c.routes, c.subsets, checkSubsets);
 }
 
-/** Validates `routes` against `subsets` (createMesh's, configure's, or a source's merged with what is in force). */
-export function validateRouting(routes: unknown, subsets: unknown): void {
+/**
+ * Validates `routes` and `subsets`; with `checkSubsets`, every subset a route names must be defined. A config
+ * source's layer is checked without it (its routes may name subsets of another layer), and the merged result with.
+ */
+export function validateRouting(routes: unknown, subsets: unknown, checkSubsets = true): void {
   if (subsets !== undefined) {
     plainObject(subsets, 'subsets');
     for (const [service, byName] of Object.entries(subsets as object)) {
@@ -67,7 +77,7 @@ export function validateRouting(routes: unknown, subsets: unknown): void {
     const names = new Set<string>();
     (list as unknown[]).forEach((route, i) => {
       const at = `routes.${service}[${i}]`;
-      validateRoute(route, at, service, known);
+      validateRoute(route, at, service, checkSubsets ? known : undefined);
       const name = (route as RouteSpec).name;
       if (names.has(name)) throw new TypeError(`${at}.name: route '${name}' appears twice in routes.${service}`);
       names.add(name);
@@ -75,7 +85,9 @@ export function validateRouting(routes: unknown, subsets: unknown): void {
   }
 }
 
-function validateRoute(route: unknown, at: string, service: string, subsets: Record<string, Record<string, SubsetSpec>>): void {
+type KnownSubsets = Record<string, Record<string, SubsetSpec>> | undefined;
+
+function validateRoute(route: unknown, at: string, service: string, subsets: KnownSubsets): void {
   plainObject(route, at);
   unknownKeys(route as object, ROUTE_KEYS, at);
   const r = route as RouteSpec;
@@ -164,21 +176,26 @@ function validateMatch(m: unknown, at: string): void {
   }
 }
 
-function validateBackend(b: unknown, at: string, service: string, subsets: Record<string, Record<string, SubsetSpec>>): void {
+/** Weights add up in floating point: bounded, so a sum never overflows or loses the small ones. */
+const MAX_WEIGHT = 1_000_000;
+
+function validateBackend(b: unknown, at: string, service: string, subsets: KnownSubsets): void {
   plainObject(b, at);
   unknownKeys(b as object, new Set(['subset', 'service', 'weight', 'priority']), at);
   const ref = b as BackendRef;
   nonNegative(ref.weight, `${at}.weight`);
+  if (ref.weight !== undefined && ref.weight > MAX_WEIGHT) throw new TypeError(`${at}.weight must be at most ${MAX_WEIGHT}`);
   integer(ref.priority, `${at}.priority`, 0);
   target(ref, at, service, subsets);
 }
 
 /** A backend's or mirror's `service` and `subset`: the service name is valid and the subset is defined for it. */
-function target(ref: { subset?: unknown; service?: unknown }, at: string, service: string, subsets: Record<string, Record<string, SubsetSpec>>): void {
+function target(ref: { subset?: unknown; service?: unknown }, at: string, service: string, subsets: KnownSubsets): void {
   if (ref.service !== undefined) serviceName(ref.service, `${at}.service`, true);
   if (ref.subset === undefined) return;
   const owner = (ref.service as string | undefined) ?? service;
   if (typeof ref.subset !== 'string') throw new TypeError(`${at}.subset must be a string`);
+  if (subsets === undefined) return;
   const own = Object.hasOwn(subsets, owner) ? subsets[owner]! : {};
   if (!Object.hasOwn(own, ref.subset)) throw new TypeError(`${at}.subset: no subset '${ref.subset}' in subsets.${owner}`);
 }
@@ -214,6 +231,9 @@ function regex(v: unknown, at: string): void {
     new RegExp(v);
   } catch (error) {
     throw new TypeError(`${at} is not a valid regular expression: ${(error as Error).message}`);
+  }
+  if (NESTED_QUANTIFIER.test(v)) {
+    throw new TypeError(`${at}: a quantified group holding a quantifier or '|' (such as (a+)+) can take exponential time; rewrite it without nesting`);
   }
 }
 

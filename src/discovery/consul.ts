@@ -1,4 +1,5 @@
 import { toEndpoint, type Endpoint } from '../endpoint/endpoint.js';
+import { blockingLoopSettings, optionText, type BlockingLoopOptions } from './consul-options.js';
 import { DiscoveryError, InvalidServiceNameError } from '../errors.js';
 import { serviceNameProblem } from '../util/service-name.js';
 import { CONNECTION_KEYS, consulConnection, goDuration, type ConsulConnection, type ConsulConnectionOptions } from './consul-config.js';
@@ -7,7 +8,7 @@ import { WatchHub, type BlockingAnswer, type LoopState } from './consul-watch.js
 import type { Registry } from './registry.js';
 
 /** Options of {@link consulRegistry}. Connection fields fall back to `CONSUL_HTTP_*`. */
-export interface ConsulRegistryOptions extends ConsulConnectionOptions {
+export interface ConsulRegistryOptions extends ConsulConnectionOptions, BlockingLoopOptions {
   /** Datacenter to query. Default: the agent's. @example 'dc2' */
   dc?: string;
   /** Only instances carrying this tag (all of these tags). @example ['v2', 'http'] */
@@ -22,22 +23,6 @@ export interface ConsulRegistryOptions extends ConsulConnectionOptions {
   filter?: string;
   /** Watch with blocking queries (push). Default true; false polls on the mesh's `discovery.refreshMs`. */
   watch?: boolean;
-  /**
-   * How long one blocking query may wait for a change (Consul allows up to 10 min, and adds up to wait/16).
-   * Default 60000. With Node's built-in fetch at most 280000: undici's `headersTimeout` is 300 s, and Consul sends
-   * the headers only when the query returns (pass a `fetch` whose dispatcher allows more to go higher).
-   * @example 30_000
-   */
-  waitMs?: number;
-  /** Under churn, at most one blocking query per this interval after a burst of 2. Default 250. @example 1_000 */
-  minIntervalMs?: number;
-  /** Retry delays of a failing watch: doubling from `initialMs`, ±20 % jitter, up to `maxMs`. Default 1000 / 30000. */
-  backoff?: {
-    /** First retry delay, in ms. */
-    initialMs?: number;
-    /** Longest retry delay, in ms. */
-    maxMs?: number;
-  };
   /**
    * A meta key holding the instance's zone (looked up in Service.Meta, then Node.Meta). Default: the zone is
    * `Node.Datacenter`. @example 'availability-zone'
@@ -54,12 +39,8 @@ export interface ConsulRegistry extends Registry {
 
 const KNOWN = new Set<string>([...CONNECTION_KEYS, 'dc', 'tag', 'passingOnly', 'filter', 'watch', 'waitMs', 'minIntervalMs', 'backoff', 'zoneMetaKey']);
 const AT = 'consulRegistry';
-/** Consul caps `wait` at 10 minutes (agent/http.go parseWait). */
-const MAX_WAIT_MS = 600_000;
 /** A stock agent refuses HTTP connections past this many per client IP (`limits.http_max_conns_per_client`). */
 const AGENT_CONNECTIONS_PER_CLIENT = 200;
-/** wait × 17/16 must stay below undici's default headersTimeout (300 s) of Node's built-in fetch. */
-const MAX_WAIT_WITH_BUILTIN_FETCH_MS = 280_000;
 
 /**
  * Endpoints from Consul's health API, `GET /v1/health/service/:name` (passing instances only by default),
@@ -168,39 +149,19 @@ function validate(o: ConsulRegistryOptions): Settings {
   const fixedQuery = new URLSearchParams();
   const passingOnly = bool(o.passingOnly, 'passingOnly', true);
   if (passingOnly) fixedQuery.set('passing', 'true');
-  if (o.dc !== undefined) fixedQuery.set('dc', text(o.dc, 'dc'));
+  if (o.dc !== undefined) fixedQuery.set('dc', optionText(o.dc, `${AT}.dc`));
   const tags = o.tag === undefined ? [] : typeof o.tag === 'string' ? [o.tag] : o.tag;
   if (!Array.isArray(tags)) throw new TypeError(`${AT}.tag must be a string or an array of strings`);
-  tags.forEach((t, i) => fixedQuery.append('tag', text(t, `tag[${i}]`)));
-  if (o.filter !== undefined) fixedQuery.set('filter', text(o.filter, 'filter'));
-  const waitMs = number(o.waitMs, 'waitMs', 60_000, 1, o.fetch === undefined ? MAX_WAIT_WITH_BUILTIN_FETCH_MS : MAX_WAIT_MS);
-  const minIntervalMs = number(o.minIntervalMs, 'minIntervalMs', 250, 0, 3_600_000);
-  const backoff = o.backoff ?? {};
-  if (backoff === null || typeof backoff !== 'object') throw new TypeError(`${AT}.backoff must be an object`);
-  const backoffInitialMs = number(backoff.initialMs, 'backoff.initialMs', 1_000, 1, 3_600_000);
-  const backoffMaxMs = number(backoff.maxMs, 'backoff.maxMs', Math.max(30_000, backoffInitialMs), backoffInitialMs, 3_600_000);
-  const zoneMetaKey = o.zoneMetaKey === undefined ? undefined : text(o.zoneMetaKey, 'zoneMetaKey');
-  return { fixedQuery, passingOnly, watch: bool(o.watch, 'watch', true), waitMs, minIntervalMs, backoffInitialMs, backoffMaxMs, zoneMetaKey };
+  tags.forEach((t, i) => fixedQuery.append('tag', optionText(t, `${AT}.tag[${i}]`)));
+  if (o.filter !== undefined) fixedQuery.set('filter', optionText(o.filter, `${AT}.filter`));
+  const loop = blockingLoopSettings(o, AT, o.fetch !== undefined);
+  const zoneMetaKey = o.zoneMetaKey === undefined ? undefined : optionText(o.zoneMetaKey, `${AT}.zoneMetaKey`);
+  return { fixedQuery, passingOnly, watch: bool(o.watch, 'watch', true), ...loop, zoneMetaKey };
 }
 
 function bool(v: unknown, at: string, fallback: boolean): boolean {
   if (v === undefined) return fallback;
   if (typeof v !== 'boolean') throw new TypeError(`${AT}.${at} must be a boolean`);
-  return v;
-}
-
-function text(v: unknown, at: string): string {
-  if (typeof v !== 'string' || v === '' || /[\x00-\x1f\x7f]/.test(v)) {
-    throw new TypeError(`${AT}.${at} must be a non-empty string without control characters`);
-  }
-  return v;
-}
-
-function number(v: unknown, at: string, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  if (!(typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max)) {
-    throw new TypeError(`${AT}.${at} must be a number from ${min} to ${max}`);
-  }
   return v;
 }
 

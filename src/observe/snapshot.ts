@@ -64,7 +64,7 @@ export interface ServiceSnapshot {
   readonly discoveryAgeMs: number | null;
   /** The current endpoints, in discovery order. */
   readonly endpoints: readonly EndpointSnapshot[];
-  /** The routes that carried calls, with their counters since the service started. */
+  /** The routes configured for this service since it started (by name, across configurations), with their counters. */
   readonly routes: readonly RouteSnapshot[];
 }
 

@@ -2,9 +2,9 @@ import type { Balancer, PickRequest } from '../balancer/balancer.js';
 import { createBalancer, isBalancerName } from '../balancer/create.js';
 import { LocalityBalancer } from '../balancer/locality.js';
 import { plainSettings, type CallSettings } from '../call/settings.js';
-import { composeCallStack, CALL_STEPS, FAULT_STEPS } from '../call/stack.js';
+import { composeCallStack, CALL_STEPS, ROUTE_STEPS } from '../call/stack.js';
 import type { Step } from '../call/step.js';
-import type { BackendLabel, CallTarget, TargetHealth } from '../call/target.js';
+import type { BackendLabel, CallTarget, SharedTarget, TargetHealth } from '../call/target.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import type { MeshEmitter } from '../observe/emitter.js';
 import type { BackendStats } from '../observe/route-stats.js';
@@ -20,24 +20,16 @@ import type { SubsetFilter } from './subset.js';
  * What a backend shares with every other backend of its service, across configurations: the endpoint states,
  * counters, health, retry budget and queue. `Service` is the one implementation.
  */
-export interface BackendHost {
-  readonly name: string;
+export interface BackendHost extends SharedTarget {
   readonly states: readonly EndpointState[];
-  readonly metrics: ServiceMetrics;
-  readonly health: TargetHealth;
-  readonly budget: RetryBudget | undefined;
-  readonly queue: BulkheadQueue | undefined;
-  latencyWindow: LatencyWindow | undefined;
-  active: number;
-  lastCallAt: number;
-  calls: number;
-  callFailures: number;
+  /** How many endpoints discovery lists now. */
   readonly size: number;
   /** Whether discovery answered at least once. */
   readonly ready: boolean;
-  prepare(now: number): Promise<void> | undefined;
-  /** Slow start: recomputes ramping weights when due (a compare when not). */
-  rampIfDue(now: number): void;
+  /** When slow start's ramping weights are next due for a recompute (Infinity when off or idle). */
+  readonly rampCheckAt: number;
+  /** Slow start: recomputes the ramping weights (called when `rampCheckAt` is due). */
+  ramp(now: number): void;
 }
 
 /** What makes a backend's balancer. */
@@ -52,9 +44,10 @@ export interface BalancerEnv {
 export interface BackendPlace {
   readonly route: string;
   readonly backend: BackendLabel;
-  readonly stats: BackendStats;
-  /** The route injects faults: its stack has the fault step. */
-  readonly faults: boolean;
+  /** Absent for a mirror's backend (mirrored requests are counted by the route). */
+  readonly stats: BackendStats | undefined;
+  /** The route injects faults or mirrors: its stack has the route step. */
+  readonly routeStep: boolean;
 }
 
 /**
@@ -70,10 +63,23 @@ export class Backend implements CallTarget {
   readonly balancer: Balancer;
   /** The endpoints this backend balances over (all of the service's, or a subset's), in discovery order. */
   members: readonly EndpointState[] = [];
+  /** The service's list `members` was taken from: a backend made for another service's route catches up lazily. */
+  private seen: readonly EndpointState[] | undefined;
   readonly route: string | undefined;
   readonly backend: BackendLabel | undefined;
   readonly routeStats: BackendStats | undefined;
+  /** The service's own, which never change: plain fields, read on the call path without a hop. */
+  readonly name: string;
+  readonly shared: SharedTarget;
+  readonly metrics: ServiceMetrics;
+  readonly health: TargetHealth;
   private readonly custom: boolean;
+  /**
+   * Whether its members may lag the service's list: true for a backend made for another service's route or a
+   * mirror, and for every backend of a plan a configuration replaced (calls in flight still hold them). The
+   * backends of the plan in force are refreshed eagerly, and skip the check.
+   */
+  lazy = false;
 
   constructor(
     private readonly host: BackendHost,
@@ -82,79 +88,43 @@ export class Backend implements CallTarget {
     env: BalancerEnv,
     place?: BackendPlace,
   ) {
-    this.stack = composeCallStack(place?.faults ? FAULT_STEPS : CALL_STEPS);
+    this.stack = composeCallStack(place?.routeStep ? ROUTE_STEPS : CALL_STEPS);
     this.plainSettings = plainSettings(policy);
     this.balancer = makeBalancer(host.name, policy, env);
     this.custom = !isBalancerName(policy.balancer);
     this.route = place?.route;
     this.backend = place?.backend;
     this.routeStats = place?.stats;
+    this.name = host.name;
+    this.shared = host;
+    this.metrics = host.metrics;
+    this.health = host.health;
     this.refresh(host.states);
-  }
-
-  get name(): string {
-    return this.host.name;
-  }
-  get metrics(): ServiceMetrics {
-    return this.host.metrics;
-  }
-  get health(): TargetHealth {
-    return this.host.health;
-  }
-  get budget(): RetryBudget | undefined {
-    return this.host.budget;
-  }
-  get queue(): BulkheadQueue | undefined {
-    return this.host.queue;
-  }
-  get latencyWindow(): LatencyWindow | undefined {
-    return this.host.latencyWindow;
-  }
-  set latencyWindow(window: LatencyWindow | undefined) {
-    this.host.latencyWindow = window;
-  }
-  get active(): number {
-    return this.host.active;
-  }
-  set active(n: number) {
-    this.host.active = n;
-  }
-  get lastCallAt(): number {
-    return this.host.lastCallAt;
-  }
-  set lastCallAt(at: number) {
-    this.host.lastCallAt = at;
-  }
-  get calls(): number {
-    return this.host.calls;
-  }
-  set calls(n: number) {
-    this.host.calls = n;
-  }
-  get callFailures(): number {
-    return this.host.callFailures;
-  }
-  set callFailures(n: number) {
-    this.host.callFailures = n;
   }
 
   /** How many endpoints this backend balances over now. */
   get size(): number {
+    this.sync();
     return this.members.length;
-  }
-
-  prepare(now: number): Promise<void> | undefined {
-    return this.host.prepare(now);
   }
 
   /** The service's endpoints changed (or their weights ramped): the members and the balancer follow. */
   refresh(states: readonly EndpointState[]): void {
+    this.seen = states;
     this.members = this.filter === undefined ? states : states.filter((s) => this.filter!.has(s.endpoint));
     this.balancer.update?.(this.members);
   }
 
+  /** Takes the service's list again if discovery replaced it since (a compare when it did not). */
+  private sync(): void {
+    if (!this.lazy) return;
+    const states = this.host.states;
+    if (states !== this.seen) this.refresh(states);
+  }
+
   choose(request: PickRequest): EndpointState | undefined {
-    this.host.rampIfDue(request.now);
+    if (request.now >= this.host.rampCheckAt) this.host.ramp(request.now);
+    if (this.lazy) this.sync();
     const chosen = this.balancer.pick(this.members, request);
     if (this.custom && chosen !== undefined && (chosen === null || !this.members.includes(chosen) || !chosen.usable(request.panic))) {
       // Your balancer's answer is checked (ours are trusted): the pick step reports the throw and picks nothing.
@@ -165,6 +135,7 @@ export class Backend implements CallTarget {
 
   /** True when every member's breaker refuses requests (the call fails fast with CircuitOpenError). */
   allOpen(): boolean {
+    this.sync();
     const members = this.members;
     if (members.length === 0) return false;
     for (const s of members) if (s.breaker === undefined || s.breaker.allowsRequest) return false;
@@ -177,6 +148,7 @@ export class Backend implements CallTarget {
    */
   hasUsable(): boolean {
     if (!this.host.ready) return true;
+    this.sync();
     const panic = this.host.health.panic;
     for (const s of this.members) if (s.usable(panic)) return true;
     return false;

@@ -14,17 +14,24 @@ const NONE: readonly EndpointState[] = Object.freeze([]);
  * and forget. It is never awaited and never retried; it takes no bulkhead slot, no retry budget and no
  * in-flight count, and records nothing on any endpoint (latency, breaker, ejection), so its outcome can reach
  * neither the caller nor anyone's health. It is bounded by its backend's `attemptMs`, its response body is read
- * and dropped (the connection is reused), and `close()` aborts those in flight. Counted apart, per route.
+ * and dropped within the transport's drain bounds (the connection is reused), and `close()` aborts those in flight.
+ * Counted apart, per route.
  */
 export class Mirrors {
-  private readonly live = new Set<AbortController>();
+  /** Mirrors in flight, with their timers: close() aborts them and clears the timers. */
+  private readonly live = new Map<AbortController, ReturnType<typeof setTimeout>>();
 
   constructor(private readonly env: CallEnv) {}
+
+  /** A mirror to fire later (the route step fires it once the call is admitted and no fault aborted it). */
+  prepare(backend: Backend, send: AttemptFn<unknown>, transport: Transport, stats: RouteStats): { fire(): void } {
+    return { fire: () => this.fire(backend, send, transport, stats) };
+  }
 
   fire(backend: Backend, send: AttemptFn<unknown>, transport: Transport, stats: RouteStats): void {
     if (this.env.isClosed()) return;
     // A mirror's service (or this one, on its first call) may not be resolved yet: its list is loaded first.
-    const loading = backend.prepare(this.env.clock.now());
+    const loading = backend.shared.prepare(this.env.clock.now());
     if (loading === undefined) this.send(backend, send, transport, stats);
     else {
       const go = (): void => {
@@ -51,9 +58,9 @@ export class Mirrors {
     const endpoint = state.endpoint;
     const ms = backend.policy.timeout.attemptMs;
     const controller = new AbortController();
-    this.live.add(controller);
     const timer = setTimeout(() => controller.abort(new TimeoutError(backend.name, 'attempt', ms)), ms);
     timer.unref?.();
+    this.live.set(controller, timer);
     const ctx: AttemptContext = {
       signal: controller.signal,
       attempt: 1,
@@ -71,11 +78,10 @@ export class Mirrors {
       else stats.mirrorFailed++;
     };
     new Promise<unknown>((resolve) => resolve(send(endpoint, ctx)))
-      .then(async (value) => {
+      .then((value) => {
         const status = transport.statusOf(value);
-        const body = (value as { body?: { cancel?: unknown } } | null)?.body;
-        // Read to the end (bounded by the signal) so the connection goes back to its pool.
-        if (status !== undefined && body && typeof (value as Response).arrayBuffer === 'function') await (value as Response).arrayBuffer();
+        // Drained in the background within the transport's bounds (8 MiB, 5 s), so the connection is reused.
+        transport.discard(value);
         return status === undefined || status < 500;
       })
       .then(done, () => done(false));
@@ -83,7 +89,10 @@ export class Mirrors {
 
   /** Aborts every mirror in flight (the mesh is closing). */
   close(): void {
-    for (const controller of this.live) controller.abort();
+    for (const [controller, timer] of this.live) {
+      clearTimeout(timer);
+      controller.abort();
+    }
     this.live.clear();
   }
 }

@@ -43,10 +43,11 @@ export class ServicePlan {
   /** The routes, first match wins; undefined when the service has none. */
   readonly routes: readonly RoutePlan[] | undefined;
   /**
-   * Backends of this service made for routes of other services (`{ service: this }`) and for mirrors, by route
-   * and backend. Every plan is rebuilt when the configuration changes, so none outlives the route it serves.
+   * Backends of this service made for routes of other services (`{ service: this }`) and for mirrors, per route
+   * (by identity, so a route rebuilt, or its service retired and made again, never finds another's backend) and
+   * backend. They follow this service's endpoints lazily (see `Backend.sync`).
    */
-  private readonly foreign = new Map<string, Backend>();
+  private readonly foreign = new WeakMap<RoutePlan, Map<string, Backend>>();
   private readonly locals: Backend[] = [];
 
   constructor(
@@ -70,28 +71,38 @@ export class ServicePlan {
 
   /** A backend of this service for a route (of this service or another): its subset, its policy overrides. */
   backendFor(route: RoutePlan, label: BackendLabel, foreign: boolean, mirror = false): Backend {
-    const key = `${mirror ? 'mirror:' : ''}${route.owner}/${route.name}/${backendLabel(label)}`;
-    if (foreign) {
-      const made = this.foreign.get(key);
-      if (made !== undefined) return made;
-    }
-    const spec = label.subset === undefined ? undefined : this.subsets[label.subset];
+    const key = `${mirror ? 'mirror:' : ''}${backendLabel(label)}`;
+    let made = foreign ? this.foreign.get(route) : undefined;
+    if (foreign && made === undefined) this.foreign.set(route, (made = new Map()));
+    const found = made?.get(key);
+    if (found !== undefined) return found;
+    const spec = label.subset !== undefined && Object.hasOwn(this.subsets, label.subset) ? this.subsets[label.subset] : undefined;
     const filter = spec === undefined ? undefined : new SubsetFilter(spec);
     // A mirror's backend carries no route counters of its own: mirrored requests are counted apart, by the route.
-    const place = mirror
-      ? undefined
-      : { route: route.name, backend: label, stats: route.stats.backend(backendLabel(label)), faults: route.fault !== undefined };
+    const place = {
+      route: route.name,
+      backend: label,
+      stats: mirror ? undefined : route.stats.backend(backendLabel(label)),
+      routeStep: !mirror && (route.fault !== undefined || route.mirror !== undefined),
+    };
     const backend = new Backend(this.host, route.policyOver(this.policy), filter, this.env, place);
-    if (foreign) this.foreign.set(key, backend);
-    else this.locals.push(backend);
+    if (made !== undefined) {
+      backend.lazy = true;
+      made.set(key, backend);
+    } else this.locals.push(backend);
     return backend;
+  }
+
+  /** A configuration replaced this plan: calls in flight still hold its backends, which now catch up lazily. */
+  retire(): void {
+    this.whole.lazy = true;
+    for (const b of this.locals) b.lazy = true;
   }
 
   /** The service's endpoints changed, or their ramping weights: every backend's members and balancer follow. */
   refresh(states: readonly EndpointState[]): void {
     this.whole.refresh(states);
     for (const b of this.locals) b.refresh(states);
-    for (const b of this.foreign.values()) b.refresh(states);
   }
 }
 
@@ -127,18 +138,18 @@ export class RoutePlan {
     this.stickyHeader = spec.stickyHeader?.toLowerCase();
     this.matcher = compileMatch(spec.match);
     const mirror = spec.mirror;
-    this.mirror = mirror === undefined ? undefined : { label: labelOf(mirror), percent: mirror.percent ?? 100 };
+    this.mirror = mirror === undefined ? undefined : { label: labelOf(mirror, owner), percent: mirror.percent ?? 100 };
     const refs = spec.backends ?? [{}];
     const byPriority = new Map<number, RouteBackend[]>();
     for (const ref of refs) {
-      const label = labelOf(ref);
+      const label = labelOf(ref, owner);
       const priority = ref.priority ?? 0;
       const entry: RouteBackend = {
         label,
         key: backendLabel(label),
         weight: ref.weight ?? 1,
         priority,
-        local: ref.service === undefined || ref.service === this.owner ? plan.backendFor(this, { subset: ref.subset }, false) : undefined,
+        local: label.service === undefined ? plan.backendFor(this, label, false) : undefined,
       };
       if (!byPriority.has(priority)) byPriority.set(priority, []);
       byPriority.get(priority)!.push(entry);
@@ -177,7 +188,7 @@ export class RoutePlan {
 
   /** Chooses a backend for one call (see the class comment). `key` makes it sticky. */
   choose(key: string | undefined): Backend {
-    const unit = key === undefined ? this.env.rng() : murmur3(key) / 0x1_0000_0000;
+    const unit = key === undefined ? this.env.rng() : murmur3(key, SPLIT_SEED) / 0x1_0000_0000;
     for (const level of this.levels) {
       let total = 0;
       for (let i = 0; i < level.length; i++) {
@@ -199,8 +210,8 @@ export class RoutePlan {
     }
     // Nothing usable anywhere: the first weighted backend takes the call, which then fails as a service with
     // nothing to pick fails (NoEndpointsError or CircuitOpenError), naming its service.
-    const first = this.levels[0]!.find((b) => b.weight > 0) ?? this.levels[0]![0]!;
-    return this.target(first);
+    for (const level of this.levels) for (const b of level) if (b.weight > 0) return this.target(b);
+    return this.target(this.levels[0]![0]!); // unreachable: validation wants one weight > 0
   }
 
   /** Draws this call's fault (independent draws for delay and abort, as Envoy's filter does), if any. */
@@ -221,7 +232,7 @@ export class RoutePlan {
     const mirror = this.mirror;
     if (mirror === undefined || !(this.env.rng() * 100 < mirror.percent)) return undefined;
     const { label } = mirror;
-    const svc = label.service === undefined || label.service === this.owner ? undefined : this.env.service(label.service);
+    const svc = label.service === undefined ? undefined : this.env.service(label.service);
     return (svc?.plan ?? this.plan).backendFor(this, label, true, true);
   }
 
@@ -231,9 +242,16 @@ export class RoutePlan {
   }
 }
 
-function labelOf(ref: { subset?: string | undefined; service?: string | undefined }): BackendLabel {
+/**
+ * The split's own hash seed: with the call's `hashKey` as the sticky key, a seed of 0 would be the very hash a
+ * ring-hash balancer places the key with, and a backend's keys would crowd into its share of the ring.
+ */
+const SPLIT_SEED = 0x5bd1e995;
+
+/** A backend's label; `{ service }` naming the route's own service is the service itself (one label, one row). */
+function labelOf(ref: { subset?: string | undefined; service?: string | undefined }, owner: string): BackendLabel {
   const label: { subset?: string; service?: string } = {};
-  if (ref.service !== undefined) label.service = ref.service;
+  if (ref.service !== undefined && ref.service !== owner) label.service = ref.service;
   if (ref.subset !== undefined) label.subset = ref.subset;
   return Object.freeze(label);
 }

@@ -1,6 +1,6 @@
 import type { PathMatch, RouteMatch, StringMatch } from '../config/types.js';
 import { HEADER_NAME } from '../validate.js';
-import { optArray, optBool, optObject, optString, own, type Json } from './consul-chain-json.js';
+import { define, optArray, optBool, optObject, optString, own, type Json } from './consul-chain-json.js';
 
 /** What a service-router route's `Match` becomes: match entries (undefined: every request), or why it cannot be. */
 export type MatchTranslation =
@@ -56,7 +56,7 @@ export function translateMatch(raw: unknown, at: string): MatchTranslation {
     if (optBool(h.Invert, `${at}.HTTP.Header[${i}].Invert`)) return { ok: false, reason: `Header[${i}] (${name}) is inverted, which has no equivalent` };
     if (typeof value === 'object' && 'invalid' in value) return { ok: false, reason: `Header[${i}] (${name}): ${value.invalid}` };
     if (Object.hasOwn(headers, name)) return { ok: false, reason: `two conditions on header ${name} cannot be expressed` };
-    headers[name] = value;
+    define(headers, name, value); // `__proto__` is a header name like any other
   }
   if (Object.keys(headers).length > 0) entry.headers = headers;
 
@@ -77,7 +77,7 @@ export function translateMatch(raw: unknown, at: string): MatchTranslation {
       continue;
     }
     if (Object.hasOwn(query, name)) return { ok: false, reason: `two conditions on query parameter ${name} cannot be expressed` };
-    query[name] = exact;
+    define(query, name, exact);
   }
   if (Object.keys(query).length > 0) entry.query = query;
 

@@ -1,7 +1,7 @@
 import type { BackendRef, RouteSpec } from '../config/types.js';
 import type { Policy } from '../options.js';
 import { serviceNameProblem } from '../util/service-name.js';
-import { duration, isObject, optArray, optNumber, optObject, optString, own, timerMs, type Json } from './consul-chain-json.js';
+import { duration, isObject, optArray, optNumber, optObject, optString, own, ownOrDefine, timerMs, type Json } from './consul-chain-json.js';
 import { translateMatch } from './consul-chain-match.js';
 import { balancerOf, retryOf } from './consul-chain-policy.js';
 
@@ -224,11 +224,12 @@ class ChainReader {
     if (subset !== '') {
       ref.subset = subset;
       const spec = optObject(t.Subset, `${at}: Targets entry .Subset`) ?? {};
-      const byName = (this.subsets[service] ??= {});
-      byName[subset] ??= {
+      // Own properties only: a service or subset named `__proto__` or `constructor` is a key like any other.
+      const byName = ownOrDefine(this.subsets, service, () => ({}));
+      ownOrDefine(byName, subset, () => ({
         filter: optString(spec.Filter, `${at}: Targets entry .Subset.Filter`),
         onlyPassing: spec.OnlyPassing === true,
-      };
+      }));
     }
     return ref;
   }

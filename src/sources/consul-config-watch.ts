@@ -3,6 +3,7 @@ import type { ConsulConnection } from '../discovery/consul-config.js';
 import { ConsulError, redactError } from '../discovery/consul-http.js';
 import { BlockingLoop, type LoopTiming } from '../discovery/consul-watch.js';
 import type { Policy } from '../options.js';
+import { define, ownOrDefine } from './consul-chain-json.js';
 import type { ChainMapping, ConsulSubset } from './consul-chain.js';
 import { chainQuery, subsetQuery, type QuerySettings } from './consul-queries.js';
 
@@ -100,14 +101,16 @@ export class ConfigWatch {
 
   private publish(): void {
     if (this.stopped) return;
+    // Own properties only (define, ownOrDefine): a service or subset named `__proto__` or `constructor` is a key
+    // like any other, and never reaches a prototype.
     const services: Record<string, Policy> = {};
     const routes: Record<string, RouteSpec[]> = {};
     const subsets: Record<string, Record<string, SubsetSpec>> = {};
     for (const [service, entry] of this.chains) {
       if (entry === undefined) return; // not every chain answered yet
-      services[service] = entry.mapping.policy;
-      routes[service] = entry.mapping.routes;
-      subsets[service] ??= {};
+      define(services, service, entry.mapping.policy);
+      define(routes, service, entry.mapping.routes);
+      ownOrDefine(subsets, service, () => ({}));
     }
     for (const entry of this.chains.values()) {
       for (const [owner, byName] of Object.entries(entry!.mapping.subsets)) {
@@ -118,7 +121,8 @@ export class ConfigWatch {
             if (ids === undefined) return; // its first answer is on the way
             spec = { ids: [...ids] };
           }
-          (subsets[owner] ??= {})[name] ??= spec;
+          const byName = ownOrDefine(subsets, owner, () => ({}));
+          if (!Object.hasOwn(byName, name)) define(byName, name, spec);
         }
       }
     }

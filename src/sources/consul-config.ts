@@ -1,10 +1,11 @@
 import type { ConfigSource, MeshConfigInput } from '../config/types.js';
 import { CONNECTION_KEYS, consulConnection, type ConsulConnectionOptions } from '../discovery/consul-config.js';
+import { blockingLoopSettings, optionText, type BlockingLoopOptions } from '../discovery/consul-options.js';
 import { serviceNameProblem } from '../util/service-name.js';
 import { ConfigWatch } from './consul-config-watch.js';
 
 /** Options of {@link consulConfig}. Connection fields fall back to `CONSUL_HTTP_*`, as consulRegistry's do. */
-export interface ConsulConfigOptions extends ConsulConnectionOptions {
+export interface ConsulConfigOptions extends ConsulConnectionOptions, BlockingLoopOptions {
   /** The services whose discovery chains configure the mesh (the services this source governs). @example ['web', 'api'] */
   services: readonly string[];
   /**
@@ -12,20 +13,6 @@ export interface ConsulConfigOptions extends ConsulConnectionOptions {
    * endpoints the routes and subsets select from. Default: the agent's. @example 'dc2'
    */
   dc?: string;
-  /**
-   * How long one blocking query may wait for a change. Default 60000; at most 280000 with Node's built-in fetch
-   * (undici's `headersTimeout` is 300 s), 600000 (Consul's cap) with a `fetch` of your own. @example 30_000
-   */
-  waitMs?: number;
-  /** Under churn, at most one blocking query per this interval, per loop, after a burst of 2. Default 250. */
-  minIntervalMs?: number;
-  /** Retry delays of a failing query: doubling from `initialMs`, ±20 % jitter, up to `maxMs`. Default 1000 / 30000. */
-  backoff?: {
-    /** First retry delay, in ms. */
-    initialMs?: number;
-    /** Longest retry delay, in ms. */
-    maxMs?: number;
-  };
 }
 
 /** The source {@link consulConfig} returns. */
@@ -38,9 +25,6 @@ export interface ConsulConfigSource extends ConfigSource {
 
 const AT = 'consulConfig';
 const KNOWN = new Set<string>([...CONNECTION_KEYS, 'services', 'dc', 'waitMs', 'minIntervalMs', 'backoff']);
-/** Consul caps `wait` at 10 minutes; wait × 17/16 must stay below undici's 300 s headersTimeout (see consul.ts). */
-const MAX_WAIT_MS = 600_000;
-const MAX_WAIT_WITH_BUILTIN_FETCH_MS = 280_000;
 
 /**
  * A {@link ConfigSource} fed by Consul's compiled discovery chains (`GET /v1/discovery-chain/:service`, the
@@ -67,13 +51,8 @@ export function consulConfig(options: ConsulConfigOptions): ConsulConfigSource {
     if (!KNOWN.has(key)) throw new TypeError(`${AT}.${key} is not a known option (known: ${[...KNOWN].join(', ')})`);
   }
   const services = serviceList(options.services);
-  const dc = options.dc === undefined ? undefined : text(options.dc, 'dc');
-  const waitMs = number(options.waitMs, 'waitMs', 60_000, 1, options.fetch === undefined ? MAX_WAIT_WITH_BUILTIN_FETCH_MS : MAX_WAIT_MS);
-  const minIntervalMs = number(options.minIntervalMs, 'minIntervalMs', 250, 0, 3_600_000);
-  const backoff = options.backoff ?? {};
-  if (backoff === null || typeof backoff !== 'object' || Array.isArray(backoff)) throw new TypeError(`${AT}.backoff must be an object`);
-  const backoffInitialMs = number(backoff.initialMs, 'backoff.initialMs', 1_000, 1, 3_600_000);
-  const backoffMaxMs = number(backoff.maxMs, 'backoff.maxMs', Math.max(30_000, backoffInitialMs), backoffInitialMs, 3_600_000);
+  const dc = options.dc === undefined ? undefined : optionText(options.dc, `${AT}.dc`);
+  const { waitMs, minIntervalMs, backoffInitialMs, backoffMaxMs } = blockingLoopSettings(options, AT, options.fetch !== undefined);
   const conn = consulConnection(options, AT);
   const timing = { minIntervalMs, burst: 2, backoffInitialMs, backoffMaxMs, now: () => performance.now(), random: Math.random };
 
@@ -110,17 +89,3 @@ function serviceList(v: unknown): readonly string[] {
   return Object.freeze([...seen]);
 }
 
-function text(v: unknown, at: string): string {
-  if (typeof v !== 'string' || v === '' || /[\x00-\x1f\x7f]/.test(v)) {
-    throw new TypeError(`${AT}.${at} must be a non-empty string without control characters`);
-  }
-  return v;
-}
-
-function number(v: unknown, at: string, fallback: number, min: number, max: number): number {
-  if (v === undefined) return fallback;
-  if (!(typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max)) {
-    throw new TypeError(`${AT}.${at} must be a number from ${min} to ${max}`);
-  }
-  return v;
-}

@@ -10,7 +10,7 @@ import type { LATER, TransportAttempt } from '../transport/attempt-context.js';
 import { IDEMPOTENT_METHODS } from '../transport/http.js';
 import { requestHeader, withHeader, type RequestHeaders } from '../transport/request-headers.js';
 import type { AttemptResponse } from './response.js';
-import { sinkFor, type AnyHandler } from './sink.js';
+import { sinkFor, type AnyHandler, type CallerSink } from './sink.js';
 import { undiciTransport } from './transport.js';
 
 /** The members of undici's `DispatchOptions` the mesh reads; the rest passes through to the pool as it is. */
@@ -60,6 +60,11 @@ function replayableBody(body: unknown): boolean {
  * endpoint the mesh picks, through `send`. The idempotency rule is the method's (RFC 9110), or undici's own
  * `idempotent` option when the caller set it. The caller's handler is told of the call's result only, never
  * of a retried or hedged-away attempt. The caller's abort (its signal, fetch's abort) stops the call.
+ *
+ * A routed service that discovery has not answered yet waits for that answer before its route's backend is
+ * chosen, as mesh.call and mesh.fetch do: a split passes the share of a backend without endpoints on, and a
+ * failover goes to the next priority, which only the list can tell. The caller is handed its abort first (it
+ * may abort while waiting: it then hears its abort at once, and nothing is sent); returns true either way.
  */
 export function dispatchThroughMesh(core: MeshCore, service: string, opts: DispatchOptions, handler: AnyHandler, send: SendAttempt): boolean {
   const sink = sinkFor(handler);
@@ -73,6 +78,75 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
     sink.refuse(error);
     return true;
   }
+  if (svc.ready || svc.plan.routes === undefined) {
+    const planned = planCall(core, svc, opts, sink, send);
+    // Before begin(): an abort while the caller is handed its abort stops the call, which then sends nothing.
+    sink.call = planned.call;
+    try {
+      sink.begin();
+    } catch (error) {
+      sink.error(error); // the caller's onConnect threw: nothing is sent
+      return true;
+    }
+    run(planned, sink);
+    return true;
+  }
+  // Cold and routed: the caller gets its abort now; the call is planned once discovery answered (or failed: the
+  // call then fails as one on a service without a list does).
+  const waiting = new DiscoveryWait(sink);
+  sink.call = waiting;
+  try {
+    sink.begin();
+  } catch (error) {
+    sink.error(error); // the caller's onConnect threw: nothing is sent
+    return true;
+  }
+  if (waiting.stopped) return true; // it aborted inside onConnect, and has heard so
+  const go = (): void => {
+    if (waiting.stopped) return;
+    let planned: Planned;
+    try {
+      planned = planCall(core, svc, opts, sink, send);
+    } catch (error) {
+      sink.fail(error);
+      return;
+    }
+    sink.call = planned.call;
+    run(planned, sink);
+  };
+  let loading: Promise<void> | undefined;
+  try {
+    loading = svc.prepare(core.env.clock.now());
+  } catch {
+    loading = undefined; // the call's own wait for endpoints meets the failure again, and reports it
+  }
+  if (loading === undefined) go();
+  else loading.then(go, go);
+  return true;
+}
+
+/**
+ * The caller's abort while a cold service waits for discovery: no call exists yet, so there is none to stop;
+ * the caller hears its abort at once, and the call is never made.
+ */
+class DiscoveryWait {
+  stopped = false;
+
+  constructor(private readonly sink: CallerSink) {}
+
+  stop(reason: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.sink.fail(reason);
+  }
+}
+
+/**
+ * The call of one dispatch: its route (matched here as on mesh.fetch) and backend, settings, fault, and the
+ * options each attempt dispatches (`Host` set when the target's policy says `host: 'service'`: the target's
+ * service, which a `{ service }` backend makes another one).
+ */
+function planCall(core: MeshCore, svc: Service, opts: DispatchOptions, sink: CallerSink, send: SendAttempt): Planned {
   const method = typeof opts.method === 'string' ? opts.method : 'GET';
   const plan = svc.plan;
   let target = plan.whole;
@@ -90,24 +164,25 @@ export function dispatchThroughMesh(core: MeshCore, service: string, opts: Dispa
   const hashKey = policy.hashHeader === undefined ? undefined : requestHeader(opts.headers, policy.hashHeader);
   const settings = settingsFor(target, idempotent, replayableBody(opts.body), hashKey);
   const call = new Call(core.env, target, settings, undiciTransport, send as unknown as Call['send']);
-  if (route !== undefined) call.fault = route.drawFault();
-  sink.opts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', service) } : opts;
+  if (route !== undefined) call.drawn = { fault: route.drawFault(), mirror: undefined };
+  sink.opts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', target.name) } : opts;
   call.request = sink;
-  // Before begin(): an abort while the caller is handed its abort stops the call, which then sends nothing.
-  sink.call = call;
-  try {
-    sink.begin();
-  } catch (error) {
-    sink.error(error); // the caller's onConnect threw: nothing is sent
-    return true;
-  }
+  return { call, target };
+}
+
+/** A planned call and the backend whose stack runs it. */
+interface Planned {
+  readonly call: Call;
+  readonly target: Backend;
+}
+
+function run({ call, target }: Planned, sink: CallerSink): void {
   target.stack.run(call).then(
     (value) => (value as AttemptResponse).commit(sink),
     // A call can still fail after a success was handed over (p-retry checks its signal once more): the
     // response then stops streaming too.
     (error: unknown) => sink.fail(error),
   );
-  return true;
 }
 
 /** The facts routes match on, from undici's dispatch options (path with its query, method, headers). */

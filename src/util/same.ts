@@ -5,6 +5,13 @@
 export function samePolicyPart(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  // PEM bytes (a CA read with readFileSync each time) compare by content, so an unchanged `tls` keeps its dispatcher.
+  if (ArrayBuffer.isView(a) || ArrayBuffer.isView(b)) {
+    if (!ArrayBuffer.isView(a) || !ArrayBuffer.isView(b) || a.byteLength !== b.byteLength) return false;
+    const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+    return x.every((v, i) => v === y[i]);
+  }
   if (a instanceof Set || b instanceof Set) {
     return a instanceof Set && b instanceof Set && a.size === b.size && [...a].every((x) => b.has(x));
   }

@@ -217,6 +217,92 @@ describe('mapDiscoveryChain: garbage', () => {
   });
 });
 
+/** A splitter chain of web in dc2 with one equal leg per target (its service, subset and the subset's filter). */
+function splitTo(legs: readonly { service: string; subset: string; filter: string }[]): Json {
+  const splits: Json[] = [];
+  const nodes: Json = Object.create(null);
+  const targets: Json = Object.create(null);
+  for (const leg of legs) {
+    const id = `${leg.subset}.${leg.service}.default.dc2`;
+    splits.push({ Weight: 100 / legs.length, NextNode: `resolver:${id}` });
+    nodes[`resolver:${id}`] = { Type: 'resolver', Name: id, Resolver: { Target: id } };
+    targets[id] = { ID: id, Service: leg.service, ServiceSubset: leg.subset, Namespace: 'default', Datacenter: 'dc2', Subset: { Filter: leg.filter } };
+  }
+  nodes['splitter:web'] = { Type: 'splitter', Name: 'web', Splits: splits };
+  return { Chain: { ServiceName: 'web', Namespace: 'default', Datacenter: 'dc2', StartNode: 'splitter:web', Nodes: { ...nodes }, Targets: { ...targets } } };
+}
+
+/** Runs `body`, then checks (and undoes) any change to the own properties of Object.prototype and Object. */
+function withoutPollution(body: () => void | Promise<void>): Promise<void> {
+  const targets = [Object.prototype, Object] as Json[];
+  const before = targets.map((t) => new Map(Reflect.ownKeys(t).map((k) => [k, Object.getOwnPropertyDescriptor(t, k)!.value])));
+  const check = (): void => {
+    const changed: string[] = [];
+    targets.forEach((t, i) => {
+      for (const k of Reflect.ownKeys(t)) {
+        const was = before[i]!;
+        if (was.has(k) && was.get(k) === Object.getOwnPropertyDescriptor(t, k)!.value) continue;
+        changed.push(`${i === 0 ? 'Object.prototype' : 'Object'}.${String(k)}`);
+        if (was.has(k)) Object.defineProperty(t, k, { value: was.get(k) });
+        else delete t[k as string];
+      }
+    });
+    expect(changed).toEqual([]);
+  };
+  return Promise.resolve()
+    .then(body)
+    .finally(check);
+}
+
+describe('mapDiscoveryChain: names that are Object.prototype members', () => {
+  it('a target on service __proto__ or constructor, or a subset named constructor, is a key of its own: nothing reaches a prototype', async () => {
+    await withoutPollution(() => {
+      const m = validated(
+        'web',
+        splitTo([
+          { service: '__proto__', subset: 'v1', filter: 'Service.Meta.version == 1' },
+          { service: 'constructor', subset: 'v1', filter: 'Service.Meta.version == 2' },
+          { service: 'web', subset: 'constructor', filter: 'Service.Meta.version == 3' },
+          { service: 'web', subset: 'toString', filter: 'Service.Meta.version == 4' },
+        ]),
+      );
+      expect(m.routes).toEqual([
+        {
+          name: 'consul-default',
+          backends: [
+            { service: '__proto__', subset: 'v1', weight: 25 },
+            { service: 'constructor', subset: 'v1', weight: 25 },
+            { subset: 'constructor', weight: 25 },
+            { subset: 'toString', weight: 25 },
+          ],
+        },
+      ]);
+      expect(Object.getPrototypeOf(m.subsets)).toBe(Object.prototype); // still a plain object
+      expect(Object.keys(m.subsets).sort()).toEqual(['__proto__', 'constructor', 'web']);
+      const subset = (n: number) => ({ filter: `Service.Meta.version == ${n}`, onlyPassing: false });
+      expect(m.subsets).toEqual(
+        Object.fromEntries([
+          ['__proto__', { v1: subset(1) }],
+          ['constructor', { v1: subset(2) }],
+          ['web', { constructor: subset(3), toString: subset(4) }],
+        ]),
+      );
+      expect(Object.keys(m.subsets.web!)).toEqual(['constructor', 'toString']);
+      expect(({} as Json).v1).toBeUndefined();
+    });
+  });
+
+  it('a header or query parameter named __proto__ stays a condition of the route', () => {
+    const r = first(routed({ HTTP: { Header: [{ Name: '__proto__', Regex: 'a' }], QueryParam: [{ Name: '__proto__', Exact: '1' }] } }));
+    expect(r.match).toHaveLength(1);
+    const entry = r.match![0]!;
+    expect(Object.keys(entry.headers ?? {})).toEqual(['__proto__']);
+    expect(Object.getOwnPropertyDescriptor(entry.headers, '__proto__')?.value).toEqual({ regex: '^(?:a)$' });
+    expect(Object.keys(entry.query ?? {})).toEqual(['__proto__']);
+    expect(Object.getOwnPropertyDescriptor(entry.query, '__proto__')?.value).toBe('1');
+  });
+});
+
 describe('consulConfig options', () => {
   it('refuses what it cannot use, naming the option', () => {
     const bad: [unknown, RegExp][] = [
@@ -425,6 +511,42 @@ describe('consulConfig against the Consul double', () => {
     const shown = w.errors.map(everything).join('\n') + JSON.stringify(w.updates);
     expect(GRAMS.filter((g) => shown.includes(g))).toEqual([]);
     expect(consul.requests.at(-1)!.token).toBe(TOKEN); // the double had it to echo
+  });
+
+  it('a governed service or chain target named __proto__ is pushed as a key of its own; nothing reaches Object.prototype', async () => {
+    await withoutPollution(async () => {
+      consul.setInstances('__proto__', [{ id: 'p-1', port: 9001, node: 'node-1', meta: { version: '1' } }]);
+      consul.setDiscoveryChain(
+        'web',
+        splitTo([
+          { service: 'web', subset: 'v1', filter: 'Service.Meta.version == v1' },
+          { service: '__proto__', subset: 'v1', filter: 'Service.Meta.version == 1' },
+        ]),
+      );
+      const w = watch({ services: ['web', '__proto__'] });
+      await waitUntil(() => expect(w.updates).toHaveLength(1));
+      const pushed = w.updates[0]!;
+      for (const part of [pushed.services, pushed.routes, pushed.subsets]) {
+        expect(Object.getPrototypeOf(part)).toBe(Object.prototype);
+        expect(Object.keys(part!)).toEqual(['web', '__proto__']);
+      }
+      expect(pushed).toEqual(
+        JSON.parse(
+          JSON.stringify({
+            services: Object.fromEntries([['web', {}], ['__proto__', {}]]),
+            routes: Object.fromEntries([
+              ['web', [{ name: 'consul-default', backends: [{ subset: 'v1', weight: 50 }, { service: '__proto__', subset: 'v1', weight: 50 }] }]],
+              ['__proto__', []],
+            ]),
+            subsets: Object.fromEntries([
+              ['web', { v1: { ids: ['web-1@node-1', 'web-2@node-2'] } }],
+              ['__proto__', { v1: { ids: ['p-1@node-1'] } }],
+            ]),
+          }),
+        ),
+      );
+      expect(w.errors).toEqual([]);
+    });
   });
 
   it('unsubscribe and close() stop every loop: held queries are closed, no request follows', async () => {

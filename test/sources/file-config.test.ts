@@ -176,12 +176,43 @@ describe('fileConfig', () => {
     await put('{"defaults": {');
     await until(() => f.errors.length === 1, 2_000);
     expect(f.errors[0]).toBeInstanceOf(SyntaxError);
-    expect(f.errors[0]!.message).toContain(`fileConfig(${file}): not valid JSON: `);
-    expect(f.errors[0]!.message).toMatch(/JSON|Unexpected|Expected/); // the parser's own words follow
+    expect(f.errors[0]!.message).toBe(`fileConfig(${file}): not valid JSON: the text ends before the JSON does (line 1, column 15)`);
     await put(B);
     await until(() => f.updates.length === 2, 2_000);
     expect(f.updates).toEqual([A, B]); // nothing between: the bad file was never pushed
     expect(f.errors).toHaveLength(1);
+  });
+
+  it('says where the JSON is broken (line and column), never what the file holds: a pasted key stays out of the error', async () => {
+    const SECRET = 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7';
+    const grams = Array.from({ length: SECRET.length - 5 }, (_, i) => SECRET.slice(i, i + 6));
+    /** Everything an error shows: message, stack, String(), and every own field, along the cause chain. */
+    const everything = (error: unknown): string => {
+      const parts: string[] = [String(error)];
+      for (let e = error, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+        parts.push(e.message, e.stack ?? '', String(e), JSON.stringify(e, Object.getOwnPropertyNames(e)));
+      }
+      return parts.join('\n');
+    };
+    // Each is refused by JSON.parse with a message that quotes the text around the fault (V8's "Unexpected token
+    // 'M', "...": a key pasted without quotes) or states a position.
+    const cases: [string, string][] = [
+      [`{"defaults": {"tls": {"key": ${SECRET}}}}`, 'a syntax error at line 1, column 30'],
+      [`{\n  "defaults": {\n    "tls": {"key": "${SECRET}"},\n    "x": undefined\n  }\n}`, 'a syntax error at line 4, column 10'],
+      [`{\n  "defaults": {"tls": {"key": "${SECRET}"}}\n  "services": {}\n}`, 'a syntax error at line 3, column 3'],
+      [`{"defaults": {"tls": {"key": "${SECRET}`, `the text ends before the JSON does (line 1, column ${31 + SECRET.length})`],
+    ];
+    let f: ReturnType<typeof follow> | undefined;
+    for (const [i, [bad, where]] of cases.entries()) {
+      await swapIn(bad); // atomically: a read never sees half a file
+      const watching = (f ??= follow());
+      await until(() => watching.errors.length === i + 1, 2_000);
+      const error = watching.errors[i]!;
+      expect(grams.filter((g) => everything(error).includes(g))).toEqual([]);
+      expect(error).toBeInstanceOf(SyntaxError);
+      expect(error.message).toBe(`fileConfig(${file}): not valid JSON: ${where}`);
+    }
+    expect(f!.updates).toEqual([]);
   });
 
   it('reports a top level that is not an object with the four known keys', async () => {

@@ -1,5 +1,6 @@
 import { FaultInjectedError } from '../errors.js';
 import type { Call, InjectedFault } from './call.js';
+import { pause } from '../util/pause.js';
 import { below, type Step } from './step.js';
 
 /**
@@ -23,7 +24,7 @@ export class RouteStep implements Step {
   run(call: Call): Promise<unknown> {
     const fault = call.drawn?.fault;
     if (fault === undefined || fault.delayMs <= 0) return this.abortOrGo(call, fault);
-    return call.wait(delay(fault.delayMs, call.sleepSignal())).then(() => {
+    return call.wait(pause(fault.delayMs, call.sleepSignal())).then(() => {
       if (call.stopped !== undefined) throw call.stopped;
       call.now = call.env.clock.now();
       return this.abortOrGo(call, fault);
@@ -37,18 +38,4 @@ export class RouteStep implements Step {
     call.drawn?.mirror?.fire();
     return this.next.run(call);
   }
-}
-
-/** Resolves after `ms`; the timer is cleared when the call stops (close() leaves no timer behind). */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

@@ -1,3 +1,5 @@
+import { define } from '../util/own.js';
+
 /**
  * Copies of configurations, for keeping and for showing. Plain objects and arrays are copied; anything else
  * (functions, a balancer object, a Buffer of a CA) is kept as it is.
@@ -40,8 +42,4 @@ export function plainConfig(value: unknown, parentKey?: string): unknown {
     define(out, k, parentKey === 'tls' && SECRET_KEYS.has(k) ? '[redacted]' : plainConfig(x, k));
   }
   return Object.freeze(out);
-}
-
-function define(record: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -87,28 +87,36 @@ function valueTest(match: StringMatch): (value: string) => boolean {
   return (value) => value.length <= MAX_REGEX_INPUT && re.test(value);
 }
 
-/** Facts from `mesh.call`'s `route` option: `{ path, method, headers }` (a `?query` in `path` is read too). */
-export function callFacts(route: { path?: string; method?: string; headers?: Readonly<Record<string, string>> } | undefined): RequestFacts {
-  if (route === undefined) return NO_FACTS;
-  const raw = route.path;
+/**
+ * The facts of one request from its request target (path, `?query`, `#fragment`), its method and a header lookup:
+ * the query is parsed only when a route matches on it. Every transport builds its facts here.
+ */
+export function requestFacts(target: string | undefined, method: string | undefined, header: (name: string) => string | undefined): RequestFacts {
+  const hash = target === undefined ? -1 : target.indexOf('#');
+  const raw = hash < 0 ? target : target!.slice(0, hash);
   const q = raw === undefined ? -1 : raw.indexOf('?');
-  const path = q < 0 ? raw : raw!.slice(0, q);
   let params: URLSearchParams | undefined;
-  let headers: Map<string, string> | undefined;
   return {
-    path,
-    method: route.method?.toUpperCase(),
-    header(name) {
-      if (route.headers === undefined) return undefined;
-      headers ??= new Map(Object.entries(route.headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
-      return headers.get(name);
-    },
+    path: q < 0 ? raw : raw!.slice(0, q),
+    method: method?.toUpperCase(),
+    header,
     query(name) {
       if (q < 0) return undefined;
       params ??= new URLSearchParams(raw!.slice(q + 1));
       return params.get(name) ?? undefined;
     },
   };
+}
+
+/** Facts from `mesh.call`'s `route` option: `{ path, method, headers }` (a `?query` in `path` is read too). */
+export function callFacts(route: { path?: string; method?: string; headers?: Readonly<Record<string, string>> } | undefined): RequestFacts {
+  if (route === undefined) return NO_FACTS;
+  let headers: Map<string, string> | undefined;
+  return requestFacts(route.path, route.method, (name) => {
+    if (route.headers === undefined) return undefined;
+    headers ??= new Map(Object.entries(route.headers).map(([k, v]) => [k.toLowerCase(), String(v)]));
+    return headers.get(name);
+  });
 }
 
 const NO_FACTS: RequestFacts = Object.freeze({

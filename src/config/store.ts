@@ -1,4 +1,5 @@
 import { resolvePolicy } from '../defaults.js';
+import { define } from '../util/own.js';
 import type { Policy, ResolvedPolicy } from '../options.js';
 import { plainConfig, snapshotInput } from './plain.js';
 import type { MeshConfigInput, MeshConfigView, RouteSpec, SubsetSpec } from './types.js';
@@ -173,8 +174,4 @@ function copy<T>(record: Readonly<Record<string, T>> | undefined): Record<string
   const out: Record<string, T> = {};
   for (const [k, v] of Object.entries(record ?? {})) define(out, k, v);
   return out;
-}
-
-function define<T>(record: Record<string, T>, key: string, value: T): void {
-  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -1,4 +1,5 @@
 import type { Endpoint } from '../endpoint/endpoint.js';
+import { pause } from '../util/pause.js';
 
 /** What one blocking query returned: `X-Consul-Index` and the parsed body. */
 export interface BlockingAnswer<T> {
@@ -107,7 +108,7 @@ export class BlockingLoop<T> {
         this.safely(() => this.onError(error instanceof Error ? error : new Error(String(error))));
         const delay = this.backoff(failures);
         this.state = { kind: 'backing-off', failures, untilMs: this.timing.now() + delay };
-        await sleep(delay, signal);
+        await pause(delay, signal);
         continue;
       }
       if (this.stopped) return;
@@ -126,7 +127,7 @@ export class BlockingLoop<T> {
     if (this.tokens < 1) {
       const waitMs = (1 - this.tokens) * minIntervalMs;
       this.state = { kind: 'rate-limited', untilMs: this.timing.now() + waitMs };
-      await sleep(waitMs, this.controller.signal);
+      await pause(waitMs, this.controller.signal);
       this.refill();
     }
     this.tokens = Math.max(0, Math.min(burst, this.tokens) - 1);
@@ -152,20 +153,6 @@ export class BlockingLoop<T> {
       // the hub routes subscriber errors itself; anything else here has nowhere better to go
     }
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts; clears its timer either way. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, Math.min(ms, 2_147_483_647)));
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 type OnUpdate = (endpoints: readonly Endpoint[]) => void;

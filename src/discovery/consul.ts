@@ -2,7 +2,7 @@ import { toEndpoint, type Endpoint } from '../endpoint/endpoint.js';
 import { blockingLoopSettings, optionText, type BlockingLoopOptions } from './consul-options.js';
 import { DiscoveryError, InvalidServiceNameError } from '../errors.js';
 import { serviceNameProblem } from '../util/service-name.js';
-import { CONNECTION_KEYS, consulConnection, goDuration, type ConsulConnection, type ConsulConnectionOptions } from './consul-config.js';
+import { CONNECTION_KEYS, consulConnection, goDuration, type ConsulConnectionOptions } from './consul-config.js';
 import { consulFetch, ConsulError, redact } from './consul-http.js';
 import { WatchHub, type BlockingAnswer, type LoopState } from './consul-watch.js';
 import type { Registry } from './registry.js';

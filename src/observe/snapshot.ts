@@ -1,4 +1,5 @@
 import type { MeshConfigView } from '../config/types.js';
+import { define } from '../util/own.js';
 import type { Service } from '../service.js';
 import { CALL_OUTCOMES } from './service-metrics.js';
 
@@ -106,7 +107,7 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
     };
     // Defined, not assigned: `out['__proto__'] = x` would set the prototype and drop a service of that (legal) name.
     // The result stays a plain object, as JSON.parse of the /snapshot body builds it (an own "__proto__" key).
-    Object.defineProperty(out, name, { value: snapshot, enumerable: true, writable: true, configurable: true });
+    define(out, name, snapshot);
   }
   return { services: out, config };
 }

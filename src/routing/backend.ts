@@ -10,9 +10,6 @@ import type { MeshEmitter } from '../observe/emitter.js';
 import type { BackendStats } from '../observe/route-stats.js';
 import type { ServiceMetrics } from '../observe/service-metrics.js';
 import type { ResolvedPolicy } from '../options.js';
-import type { RetryBudget } from '../resilience/budget.js';
-import type { BulkheadQueue } from '../resilience/bulkhead.js';
-import type { LatencyWindow } from '../resilience/latency-window.js';
 import type { Rng } from '../util/random.js';
 import type { SubsetFilter } from './subset.js';
 

@@ -48,21 +48,6 @@ export function own(record: Json, key: string): unknown {
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
-/**
- * Sets `record[key]` as an own, enumerable data property, whatever `key` is: a plain assignment of `__proto__`
- * would replace the record's prototype (and a write through it, Object.prototype), and a name such as
- * `constructor` would find Object.prototype's. The record stays a plain object (`toEqual`, `JSON.stringify`).
- */
-export function define<T>(record: Record<string, T>, key: string, value: T): T {
-  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-  return value;
-}
-
-/** `record[key]` when it is an own property, else `make()`, defined as one (see {@link define}). */
-export function ownOrDefine<T>(record: Record<string, T>, key: string, make: () => T): T {
-  return Object.hasOwn(record, key) ? record[key]! : define(record, key, make());
-}
-
 const UNIT_MS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
 const GO_DURATION = /^([-+]?)((?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)$/;
 const GO_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g;

@@ -1,6 +1,7 @@
 import type { PathMatch, RouteMatch, StringMatch } from '../config/types.js';
 import { HEADER_NAME } from '../validate.js';
-import { define, optArray, optBool, optObject, optString, own, type Json } from './consul-chain-json.js';
+import { define } from '../util/own.js';
+import { optArray, optBool, optObject, optString, own, type Json } from './consul-chain-json.js';
 
 /** What a service-router route's `Match` becomes: match entries (undefined: every request), or why it cannot be. */
 export type MatchTranslation =

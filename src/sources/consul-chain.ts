@@ -1,7 +1,8 @@
 import type { BackendRef, RouteSpec } from '../config/types.js';
 import type { Policy } from '../options.js';
 import { serviceNameProblem } from '../util/service-name.js';
-import { duration, isObject, optArray, optNumber, optObject, optString, own, ownOrDefine, timerMs, type Json } from './consul-chain-json.js';
+import { duration, isObject, optArray, optNumber, optObject, optString, own, timerMs, type Json } from './consul-chain-json.js';
+import { ownOrDefine } from '../util/own.js';
 import { translateMatch } from './consul-chain-match.js';
 import { balancerOf, retryOf } from './consul-chain-policy.js';
 

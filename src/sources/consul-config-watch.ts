@@ -3,7 +3,7 @@ import type { ConsulConnection } from '../discovery/consul-config.js';
 import { ConsulError, redactError } from '../discovery/consul-http.js';
 import { BlockingLoop, type LoopTiming } from '../discovery/consul-watch.js';
 import type { Policy } from '../options.js';
-import { define, ownOrDefine } from './consul-chain-json.js';
+import { define, ownOrDefine } from '../util/own.js';
 import type { ChainMapping, ConsulSubset } from './consul-chain.js';
 import { chainQuery, subsetQuery, type QuerySettings } from './consul-queries.js';
 

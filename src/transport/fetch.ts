@@ -9,7 +9,6 @@ import {
   isResponseLike,
   parseRetryAfter,
   type RequestLike,
-  type ResponseLike,
 } from './http.js';
 import { describeCause, networkCause, provesUnsent } from './network-error.js';
 import { parseServiceUrl } from './service-url.js';

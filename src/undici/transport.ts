@@ -1,4 +1,3 @@
-import type { Endpoint } from '../endpoint/endpoint.js';
 import { explainFetchFailure } from '../transport/fetch.js';
 import { classifyStatus, parseRetryAfter } from '../transport/http.js';
 import { provesUnsent } from '../transport/network-error.js';

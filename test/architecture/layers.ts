@@ -26,7 +26,7 @@ export const LAYERS: readonly (readonly [name: string, test: (path: string) => b
   ['service', (p) => ['src/service.ts', 'src/service-health.ts', 'src/service-table.ts'].includes(p) || p.startsWith('src/routing/')],
   ['observe', (p) => p.startsWith('src/observe/')],
   ['sources', (p) => p.startsWith('src/sources/')],
-  ['mesh', (p) => ['src/mesh.ts', 'src/mesh-core.ts', 'src/mesh-config.ts'].includes(p)],
+  ['mesh', (p) => ['src/mesh.ts', 'src/mesh-core.ts', 'src/mesh-config.ts', 'src/mesh-calls.ts'].includes(p)],
   ['adapter', (p) => p.startsWith('src/undici/') || p === 'src/endpoint-clients.ts'],
   ['entry', (p) => /^src\/[a-z-]+\.ts$/.test(p)],
 ];

@@ -4,7 +4,7 @@ import { defineConfig } from 'tsup';
 // stack breaks at runtime in ways publint and attw do not see.
 export default defineConfig({
   // One entry per subpath; shared code goes to a common chunk, so both entries see one mesh core.
-  entry: ['src/index.ts', 'src/undici.ts'],
+  entry: ['src/index.ts', 'src/undici.ts', 'src/testing.ts'],
   format: ['esm'],
   target: 'node20',
   platform: 'node',

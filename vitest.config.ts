@@ -7,6 +7,7 @@ export default defineConfig({
     alias: [
       { find: /^proxyless$/, replacement: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
       { find: /^proxyless\/undici$/, replacement: fileURLToPath(new URL('./src/undici.ts', import.meta.url)) },
+      { find: /^proxyless\/testing$/, replacement: fileURLToPath(new URL('./src/testing.ts', import.meta.url)) },
     ],
   },
   test: {

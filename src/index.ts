@@ -12,8 +12,10 @@ export {
   type TtlCheck,
   type HttpCheck,
 } from './discovery/consul-register.js';
+export { etcdRegistry, registerEtcd, EtcdError, type EtcdRegistry, type EtcdRegistryOptions, type RegisterEtcdOptions, type EtcdRegistration, type EtcdConnectionOptions, type EtcdBackoffOptions, type EtcdInvalidKey, type EtcdLoopState } from './discovery/etcd/index.js';
 export { ConsulError } from './discovery/consul-http.js';
 export type { ConsulConnectionOptions, FetchLike } from './discovery/consul-config.js';
+export { kubernetesRegistry, KubernetesError, type KubernetesRegistry, type KubernetesRegistryOptions, type KubernetesPort, type KubernetesLoopState, type KubernetesAddressType } from './discovery/kubernetes/index.js';
 export { toEndpoint, type Endpoint, type EndpointInput } from './endpoint/endpoint.js';
 export type { AttemptContext, AttemptFn } from './transport/attempt-context.js';
 export type { Balancer, PickRequest } from './balancer/balancer.js';

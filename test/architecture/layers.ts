@@ -13,6 +13,7 @@
  * - sources: config sources (file, Consul's discovery chain): they send configurations, they hold no service;
  * - mesh (and its core, for adapters);
  * - adapter: what runs calls through the core with a transport of its own (undici, clients per endpoint);
+ * - testing: the published kit for adapter authors (the registry contract); it drives discovery, nothing imports it;
  * - the entry points.
  */
 export const LAYERS: readonly (readonly [name: string, test: (path: string) => boolean])[] = [
@@ -28,6 +29,7 @@ export const LAYERS: readonly (readonly [name: string, test: (path: string) => b
   ['sources', (p) => p.startsWith('src/sources/')],
   ['mesh', (p) => ['src/mesh.ts', 'src/mesh-core.ts', 'src/mesh-config.ts', 'src/mesh-calls.ts'].includes(p)],
   ['adapter', (p) => p.startsWith('src/undici/') || p === 'src/endpoint-clients.ts'],
+  ['testing', (p) => p.startsWith('src/testing/')],
   ['entry', (p) => /^src\/[a-z-]+\.ts$/.test(p)],
 ];
 

@@ -2,7 +2,8 @@ import { dnsRegistry } from '../../src/discovery/dns.js';
 import type { Registry } from '../../src/discovery/registry.js';
 import type { EndpointInput } from '../../src/endpoint/endpoint.js';
 import { NoEndpointsError } from '../../src/errors.js';
-import { registryContract } from '../contracts/registry.contract.js';
+import * as vitest from 'vitest';
+import { registryContract } from '../../src/testing.js';
 import { startDnsServer, type DnsTestServer } from '../helpers/dns-server.js';
 
 /**
@@ -46,21 +47,26 @@ function parse(address: string): { host: string; port: number; weight?: number }
   return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) };
 }
 
-registryContract('dnsRegistry (SRV, dns2 server)', async () => {
-  const dns = await startDnsServer();
-  const targets = new Map<string, string[]>();
+let dns: DnsTestServer;
+let targets: Map<string, string[]>;
+registryContract(
+  'dnsRegistry (SRV, dns2 server)',
   // Refresh every ≤ 40 ms (records have TTL 1 s; maxTtlMs clamps it), so that changes show within the contract's wait.
-  const registry = dnsRegistry({ servers: [dns.address], minTtlMs: 5, maxTtlMs: 40, timeoutMs: 1_000 });
-  return {
-    registry: absentAsEmpty(registry),
+  () => absentAsEmpty(dnsRegistry({ servers: [dns.address], minTtlMs: 5, maxTtlMs: 40, timeoutMs: 1_000 })),
+  {
+    setup: async () => {
+      dns = await startDnsServer();
+      targets = new Map();
+    },
     set: (service, endpoints) => setService(dns, targets, service, endpoints),
     fail: () => dns.behave('SERVFAIL'),
     recover: () => dns.behave('answer'),
-    close: () => dns.close(),
+    teardown: () => dns.close(),
     // Weights travel as SRV weights (integers); the contract's 3 and 1 come back exactly.
     weights: true,
     waitMs: 3_000,
     // "Nothing arrives" needs a look or two to have happened.
     settle: () => new Promise((r) => setTimeout(r, 100)),
-  };
-});
+    test: vitest,
+  },
+);

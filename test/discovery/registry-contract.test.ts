@@ -1,20 +1,30 @@
-import { staticRegistry } from '../../src/discovery/static.js';
-import { registryContract } from '../contracts/registry.contract.js';
+import * as vitest from 'vitest';
+import { staticRegistry, type StaticRegistry } from '../../src/discovery/static.js';
+import { registryContract } from '../../src/testing.js';
 import { memoryRegistry } from './fakes.js';
 
-registryContract('staticRegistry', () => {
-  const registry = staticRegistry();
-  return { registry, set: (service, endpoints) => registry.set(service, endpoints) };
+let registry: StaticRegistry;
+registryContract('staticRegistry', () => (registry = staticRegistry()), {
+  set: (service, endpoints) => registry.set(service, endpoints),
+  test: vitest,
 });
 
 // A custom registry as a user would write one, polled by TTL (resolve only) ...
-registryContract('custom registry (resolve only)', () => {
-  const mem = memoryRegistry({ watch: false });
-  return { registry: mem.registry, set: mem.set, fail: () => mem.fail(), recover: mem.recover };
+let polled: ReturnType<typeof memoryRegistry>;
+registryContract('custom registry (resolve only)', () => polled.registry, {
+  setup: () => void (polled = memoryRegistry({ watch: false })),
+  set: (service, endpoints) => polled.set(service, endpoints),
+  fail: () => polled.fail(),
+  recover: () => polled.recover(),
+  test: vitest,
 });
 
 // ... and pushing through watch().
-registryContract('custom registry (resolve + watch)', () => {
-  const mem = memoryRegistry({ watch: true });
-  return { registry: mem.registry, set: mem.set, fail: () => mem.fail(), recover: mem.recover };
+let pushed: ReturnType<typeof memoryRegistry>;
+registryContract('custom registry (resolve + watch)', () => pushed.registry, {
+  setup: () => void (pushed = memoryRegistry({ watch: true })),
+  set: (service, endpoints) => pushed.set(service, endpoints),
+  fail: () => pushed.fail(),
+  recover: () => pushed.recover(),
+  test: vitest,
 });

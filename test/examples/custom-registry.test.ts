@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eurekaRegistry } from '../../examples/custom-registry.js';
 import { createMesh, DiscoveryError, NoEndpointsError, toEndpoint, type EndpointInput, type Mesh, type MeshEvents } from '../../src/index.js';
-import { registryContract } from '../contracts/registry.contract.js';
+import * as vitest from 'vitest';
+import { registryContract } from 'proxyless/testing';
 import { startBackend, type Backend } from '../helpers/backends.js';
 import { runScript } from '../helpers/run-script.js';
 
@@ -113,16 +114,15 @@ describe('examples/custom-registry.ts: a Eureka adapter', () => {
 });
 
 // The adapter passes the same contract as the built-in registries (resolve only: the cache polls it).
-registryContract('eurekaRegistry (examples/custom-registry.ts)', async () => {
-  const eureka = await startEureka();
-  return {
-    registry: eurekaRegistry({ url: eureka.url }),
-    set(service: string, endpoints: readonly EndpointInput[]) {
-      const list = endpoints.map((input, i) => toEndpoint(input, `set[${i}]`));
-      eureka.apps.set(service.toUpperCase(), list.map((e) => instance(service.toUpperCase(), e.host, e.port, 'UP', e.weight === 1 ? {} : { weight: String(e.weight) })));
-    },
-    fail: () => eureka.fail(true),
-    recover: () => eureka.fail(false),
-    close: () => eureka.close(),
-  };
+let eureka: Awaited<ReturnType<typeof startEureka>>;
+registryContract('eurekaRegistry (examples/custom-registry.ts)', () => eurekaRegistry({ url: eureka.url }), {
+  setup: async () => void (eureka = await startEureka()),
+  set(service, endpoints) {
+    const list = endpoints.map((input, i) => toEndpoint(input, `set[${i}]`));
+    eureka.apps.set(service.toUpperCase(), list.map((e) => instance(service.toUpperCase(), e.host, e.port, 'UP', e.weight === 1 ? {} : { weight: String(e.weight) })));
+  },
+  fail: () => eureka.fail(true),
+  recover: () => eureka.fail(false),
+  teardown: () => eureka.close(),
+  test: vitest,
 });

@@ -570,18 +570,7 @@ export async function startConsulDouble(options: ConsulDoubleOptions = {}) {
   };
 }
 
-/** Polls `check` every 5 ms until it passes or `timeoutMs` runs out (then rethrows its last error). */
-export async function waitUntil<T>(check: () => T | Promise<T>, timeoutMs = 2_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (performance.now() > deadline) throw error;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-}
+export { waitUntil } from './wait-until.js';
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string) {

@@ -139,6 +139,97 @@ await mesh.close();
   });
 });
 
+/** A registry an adapter author might write, backed by a Map; `broken` makes it lose every change after the first. */
+const userRegistry = (broken: boolean): string => `
+const lists = new Map();
+let failing = false, sets = 0;
+export const hooks = {
+  setup() {
+    lists.clear();
+    failing = false;
+    sets = 0;
+  },
+  set(service, endpoints) {
+    if (${broken} && sets++ > 1) return;
+    lists.set(service, endpoints.map((e, i) => toEndpoint(e, 'set[' + i + ']')));
+  },
+  fail: () => void (failing = true),
+  recover: () => void (failing = false),
+};
+export const makeRegistry = () => ({
+  async resolve(service) {
+    if (failing) throw new Error('registry down');
+    return lists.get(service) ?? [];
+  },
+});
+`;
+
+describe("the packed 'proxyless/testing' kit, in a fresh project", () => {
+  it('ships dist/testing.js and its types', () => {
+    expect(packedFiles).toEqual(expect.arrayContaining(['dist/testing.js', 'dist/testing.d.ts']));
+  });
+
+  /** Writes the adapter and a node:test file running the contract on it; returns node --test's TAP output and exit code. */
+  function nodeTest(broken: boolean): { out: string; code: number } {
+    const dir = mkdtempSync(join(consumer, 'node-test-'));
+    writeFileSync(join(dir, 'registry.mjs'), `import { toEndpoint } from ${JSON.stringify(pkg.name)};\n${userRegistry(broken)}`);
+    writeFileSync(
+      join(dir, 'contract.test.mjs'),
+      `import * as test from 'node:test';
+import { registryContract } from ${JSON.stringify(`${pkg.name}/testing`)};
+import { hooks, makeRegistry } from './registry.mjs';
+registryContract('map registry', makeRegistry, { ...hooks, test });
+`,
+    );
+    try {
+      return { out: run(process.execPath, ['--test', '--test-reporter=tap', 'contract.test.mjs'], dir), code: 0 };
+    } catch (error) {
+      const e = error as { stdout?: string; status?: number };
+      return { out: e.stdout ?? '', code: e.status ?? -1 };
+    }
+  }
+  const tally = (tap: string, key: string): number => Number(new RegExp(`^# ${key} (\\d+)$`, 'm').exec(tap)?.[1] ?? NaN);
+
+  it('runs under node:test: every case passes for a correct registry (the watch case skips: it has no watch)', () => {
+    const { out, code } = nodeTest(false);
+    expect(code, out).toBe(0);
+    expect(tally(out, 'pass')).toBeGreaterThanOrEqual(10);
+    expect(tally(out, 'fail')).toBe(0);
+    expect(out).toMatch(/watch\(\), when offered.*# SKIP/);
+  });
+
+  it('fails under node:test for a registry that loses changes', () => {
+    const { out, code } = nodeTest(true);
+    expect(code).not.toBe(0);
+    expect(tally(out, 'fail')).toBeGreaterThan(0);
+    expect(out).toMatch(/not ok \d+ - resolve\(\) sees every later change/);
+  });
+
+  it('runs under vitest, from the package name', () => {
+    const dir = mkdtempSync(join(consumer, 'vitest-'));
+    writeFileSync(join(dir, 'registry.mjs'), `import { toEndpoint } from ${JSON.stringify(pkg.name)};\n${userRegistry(false)}`);
+    writeFileSync(
+      join(dir, 'contract.test.mjs'),
+      `import * as vitest from 'vitest';
+import { registryContract } from ${JSON.stringify(`${pkg.name}/testing`)};
+import { hooks, makeRegistry } from './registry.mjs';
+registryContract('map registry', makeRegistry, { ...hooks, test: vitest });
+`,
+    );
+    const vitestLink = join(consumer, 'node_modules', 'vitest');
+    if (!existsSync(vitestLink)) symlinkSync(join(root, 'node_modules', 'vitest'), vitestLink, 'dir');
+    const vitestBin = join(root, 'node_modules', 'vitest', 'vitest.mjs');
+    const report = join(dir, 'report.json');
+    // A config of its own, so vitest does not go looking for one above the scratch project.
+    writeFileSync(join(dir, 'vitest.config.mjs'), 'export default {};\n');
+    run(process.execPath, [vitestBin, 'run', '--root', dir, '--config', join(dir, 'vitest.config.mjs'), '--reporter=json', `--outputFile=${report}`], dir);
+    const r = JSON.parse(readFileSync(report, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number };
+    expect(r.numFailedTests).toBe(0);
+    expect(r.numPassedTests).toBeGreaterThanOrEqual(10);
+    expect(r.numPendingTests).toBe(1); // watch(): this registry has none
+  }, 60_000);
+});
+
 /** The files of the checkout as a fresh clone has them: tracked, plus new files not ignored (no dist/, no node_modules). */
 function checkoutFiles(): string[] | undefined {
   try {

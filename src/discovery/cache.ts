@@ -2,6 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { hostProblem, type Endpoint } from '../endpoint/endpoint.js';
 import { DiscoveryError, MeshClosedError, NoEndpointsError } from '../errors.js';
 import type { Clock } from '../util/clock.js';
+import { raceAbort } from '../util/race-abort.js';
 import type { Registry } from './registry.js';
 
 /** Who hears about discovery results (the mesh routes them to services and events). */
@@ -244,25 +245,6 @@ function toDiscoveryError(service: string, cause: unknown): DiscoveryError {
 /** lru-cache wants whole, positive milliseconds for a TTL. */
 function wholeMs(ms: number): number {
   return Math.max(1, Math.ceil(ms));
-}
-
-/** Settles as `promise`, or rejects with the signal's reason once it aborts; leaves no listener behind. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**

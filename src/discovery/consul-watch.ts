@@ -1,5 +1,6 @@
 import type { Endpoint } from '../endpoint/endpoint.js';
 import { pause } from '../util/pause.js';
+import { deliver, endpointsKey, publishError, publishList, type OnError, type OnUpdate, type Subscriber } from './subscribers.js';
 
 /** What one blocking query returned: `X-Consul-Index` and the parsed body. */
 export interface BlockingAnswer<T> {
@@ -155,14 +156,6 @@ export class BlockingLoop<T> {
   }
 }
 
-type OnUpdate = (endpoints: readonly Endpoint[]) => void;
-type OnError = (error: Error) => void;
-
-interface Subscriber {
-  readonly onUpdate: OnUpdate;
-  readonly onError: OnError;
-}
-
 interface SharedWatch {
   readonly subscribers: Set<Subscriber>;
   loop: BlockingLoop<readonly Endpoint[]> | undefined;
@@ -265,41 +258,10 @@ export class WatchHub {
         if (key === watch.key) return;
         watch.key = key;
         watch.list = value;
-        for (const subscriber of [...watch.subscribers]) {
-          if (watch.subscribers.has(subscriber)) deliver(subscriber, value);
-        }
+        publishList(watch.subscribers, value);
       },
-      (error) => {
-        for (const subscriber of [...watch.subscribers]) {
-          if (!watch.subscribers.has(subscriber)) continue;
-          try {
-            subscriber.onError(error);
-          } catch {
-            // a subscriber's own failure is its business; the others still hear
-          }
-        }
-      },
+      (error) => publishError(watch.subscribers, error),
       startIndex,
     );
   }
-}
-
-/** Every subscriber hears of a change even if one throws; a throwing `onUpdate` hears its own error. */
-function deliver(subscriber: Subscriber, list: readonly Endpoint[]): void {
-  try {
-    subscriber.onUpdate(list);
-  } catch (error) {
-    try {
-      subscriber.onError(error instanceof Error ? error : new Error(String(error)));
-    } catch {
-      // nothing more to tell
-    }
-  }
-}
-
-/** A list's identity for "did it change": order-insensitive, every field an endpoint carries. */
-export function endpointsKey(list: readonly Endpoint[]): string {
-  const rows = list.map((e) => [e.id, e.host, e.port, e.weight, e.zone ?? null, e.tags, Object.entries(e.meta).sort()]);
-  rows.sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : (a[0] as string) > (b[0] as string) ? 1 : 0));
-  return JSON.stringify(rows);
 }

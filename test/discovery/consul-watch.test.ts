@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { BlockingLoop, endpointsKey, nextIndex, WatchHub, type BlockingAnswer, type LoopTiming } from '../../src/discovery/consul-watch.js';
+import { BlockingLoop, nextIndex, WatchHub, type BlockingAnswer, type LoopTiming } from '../../src/discovery/consul-watch.js';
+import { endpointsKey } from '../../src/discovery/subscribers.js';
 import type { Endpoint } from '../../src/endpoint/endpoint.js';
 import { deferred, eps, flush, type Deferred } from './fakes.js';
 

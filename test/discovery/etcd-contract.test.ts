@@ -5,19 +5,12 @@
 import * as vitest from 'vitest';
 import { etcdRegistry, type EtcdRegistry } from '../../src/discovery/etcd/registry.js';
 import { registryContract } from '../../src/testing.js';
-import { etcdBinary, etcdRequired, startEtcd, startEtcdProxy, type EtcdProxy, type EtcdServer } from '../helpers/etcd-server.js';
+import { startEtcd, startEtcdProxy, type EtcdProxy, type EtcdServer } from '../helpers/etcd-server.js';
+import { describeWithEtcd } from '../helpers/etcd-suite.js';
 
-const { afterAll, beforeAll, describe, it } = vitest;
-const present = etcdBinary !== undefined;
-if (!present && etcdRequired()) {
-  describe('etcd', () => {
-    it('is installed (REQUIRE_ETCD=1)', () => {
-      throw new Error('REQUIRE_ETCD=1 but etcd is not on PATH (apt-get install etcd-server)');
-    });
-  });
-}
+const { afterAll, beforeAll } = vitest;
 
-describe.skipIf(!present)('etcd', () => {
+describeWithEtcd('etcd', () => {
   let etcd: EtcdServer;
   let proxy: EtcdProxy;
   let prefix = '/contract/';

@@ -1,7 +1,7 @@
 // etcdRegistry's list+watch loop against the fake gateway (test/helpers/etcd-fake.ts) with fake timers.
 import { describe, expect, it, vi } from 'vitest';
 import { DiscoveryError } from '../../src/errors.js';
-import { b64, E1, E2, ep, fake, flush, ids, json, make, useFakeEtcd, watch } from '../helpers/etcd-fake.js';
+import { b64, E1, ep, fake, flush, ids, make, useFakeEtcd, watch } from '../helpers/etcd-fake.js';
 
 useFakeEtcd();
 

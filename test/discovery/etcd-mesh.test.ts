@@ -1,23 +1,16 @@
 // The acceptance of issue 12 for etcd, against the real binary (Debian etcd-server 3.4): registerEtcd and
 // etcdRegistry with a mesh and node:http backends on 127.0.0.1. Skipped when etcd is missing, unless
 // REQUIRE_ETCD=1 (CI), which fails instead.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { etcdRegistry, registerEtcd, type EtcdRegistration, type EtcdRegistryOptions } from '../../src/discovery/etcd/index.js';
 import { createMesh, DiscoveryError, type Mesh, type MeshEvents } from '../../src/index.js';
 import { startBackend, type Backend } from '../helpers/backends.js';
 import { waitUntil } from '../helpers/consul-double.js';
-import { etcdBinary, etcdRequired, spawnRegistrant, startEtcd, startEtcdProxy, type EtcdServer, type Registrant } from '../helpers/etcd-server.js';
+import { spawnRegistrant, startEtcd, startEtcdProxy, type EtcdServer, type Registrant } from '../helpers/etcd-server.js';
+import { describeWithEtcd } from '../helpers/etcd-suite.js';
 
-const present = etcdBinary !== undefined;
-if (!present && etcdRequired()) {
-  describe('etcd', () => {
-    it('is installed (REQUIRE_ETCD=1)', () => {
-      throw new Error('REQUIRE_ETCD=1 but etcd is not on PATH (apt-get install etcd-server)');
-    });
-  });
-}
 
-describe.skipIf(!present)('etcd discovery through the mesh (a real etcd)', () => {
+describeWithEtcd('etcd discovery through the mesh (a real etcd)', () => {
   let etcd: EtcdServer;
   let prefix: string;
   let n = 0;

@@ -2,13 +2,13 @@
 // expired while etcd was out of reach, and etcd restored from an older data dir. Plus: etcd accepts the
 // require-leader header the watch sends. Skipped when etcd is missing (the REQUIRE_ETCD check is etcd-watch's).
 import { cpSync, rmSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { etcdRegistry, type EtcdRegistry, type EtcdRegistryOptions } from '../../src/discovery/etcd/index.js';
 import type { Endpoint } from '../../src/endpoint/endpoint.js';
 import { waitUntil } from '../helpers/consul-double.js';
-import { etcdBinary, etcdCall, startEtcd, startEtcdProxy, type EtcdProxy, type EtcdServer } from '../helpers/etcd-server.js';
+import { etcdCall, startEtcd, startEtcdProxy, type EtcdProxy, type EtcdServer } from '../helpers/etcd-server.js';
+import { describeWithEtcd } from '../helpers/etcd-suite.js';
 
-const present = etcdBinary !== undefined;
 const ids = (list: readonly Endpoint[] | undefined): string[] => (list ?? []).map((e) => e.id).sort();
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const cleanup: (() => unknown)[] = [];
@@ -25,7 +25,7 @@ function watched(options: EtcdRegistryOptions) {
   return { r, updates, errors };
 }
 
-describe.skipIf(!present)('etcdRegistry: a watch whose token expired while etcd was out of reach', () => {
+describeWithEtcd('etcdRegistry: a watch whose token expired while etcd was out of reach', () => {
   let etcd: EtcdServer;
   let proxy: EtcdProxy;
   /** One call as root, with a token of its own (tokens live 1 s here). */
@@ -68,7 +68,7 @@ describe.skipIf(!present)('etcdRegistry: a watch whose token expired while etcd 
   });
 });
 
-describe.skipIf(!present)('etcdRegistry: etcd restored from an older data dir', () => {
+describeWithEtcd('etcdRegistry: etcd restored from an older data dir', () => {
   let etcd: EtcdServer;
   beforeAll(async () => {
     etcd = await startEtcd();

@@ -1,28 +1,21 @@
 // etcdRegistry's list+watch loop against the real binary: compaction while a watch is cut off, hostile keys,
 // a hung (SIGSTOPped) etcd, several endpoints, progress notifications, and etcd's auth. Skipped when etcd is
 // missing, unless REQUIRE_ETCD=1.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { FetchLike } from '../../src/discovery/consul-config.js';
 import { etcdRegistry, registerEtcd, type EtcdInvalidKey, type EtcdRegistry, type EtcdRegistryOptions } from '../../src/discovery/etcd/index.js';
 import type { Endpoint } from '../../src/endpoint/endpoint.js';
 import { DiscoveryError } from '../../src/errors.js';
 import { refusedAddress } from '../helpers/backends.js';
 import { waitUntil } from '../helpers/consul-double.js';
-import { etcdBinary, etcdRequired, startEtcd, startEtcdProxy, type EtcdProxy, type EtcdServer } from '../helpers/etcd-server.js';
+import { startEtcd, startEtcdProxy, type EtcdProxy, type EtcdServer } from '../helpers/etcd-server.js';
+import { describeWithEtcd } from '../helpers/etcd-suite.js';
 
-const present = etcdBinary !== undefined;
-if (!present && etcdRequired()) {
-  describe('etcd', () => {
-    it('is installed (REQUIRE_ETCD=1)', () => {
-      throw new Error('REQUIRE_ETCD=1 but etcd is not on PATH (apt-get install etcd-server)');
-    });
-  });
-}
 
 const addresses = (list: readonly Endpoint[]): string[] => list.map((e) => `${e.id}=${e.host}:${e.port}`).sort();
 const never = new AbortController().signal;
 
-describe.skipIf(!present)('etcdRegistry against a real etcd', () => {
+describeWithEtcd('etcdRegistry against a real etcd', () => {
   let etcd: EtcdServer;
   let prefix: string;
   let n = 0;
@@ -252,7 +245,7 @@ describe.skipIf(!present)('etcdRegistry against a real etcd', () => {
   });
 });
 
-describe.skipIf(!present)('etcdRegistry and registerEtcd with etcd auth enabled', () => {
+describeWithEtcd('etcdRegistry and registerEtcd with etcd auth enabled', () => {
   let etcd: EtcdServer;
   beforeAll(async () => {
     etcd = await startEtcd();

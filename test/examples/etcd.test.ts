@@ -1,21 +1,14 @@
 // examples/etcd.ts run as a child process against an etcd of its own (test/helpers/etcd-server.ts): both
 // instances register and get calls, the closed one stops getting them, and it exits 0 by itself. Without an etcd
 // it says so and exits 1. Skipped when etcd is missing, unless REQUIRE_ETCD=1.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { refusedAddress } from '../helpers/backends.js';
-import { etcdBinary, etcdRequired, startEtcd, type EtcdServer } from '../helpers/etcd-server.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd-server.js';
+import { describeWithEtcd } from '../helpers/etcd-suite.js';
 import { runScript } from '../helpers/run-script.js';
 
-const present = etcdBinary !== undefined;
-if (!present && etcdRequired()) {
-  describe('etcd', () => {
-    it('is installed (REQUIRE_ETCD=1)', () => {
-      throw new Error('REQUIRE_ETCD=1 but etcd is not on PATH (apt-get install etcd-server)');
-    });
-  });
-}
 
-describe.skipIf(!present)('examples/etcd.ts', () => {
+describeWithEtcd('examples/etcd.ts', () => {
   let etcd: EtcdServer;
   beforeAll(async () => {
     etcd = await startEtcd();

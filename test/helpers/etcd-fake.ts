@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, vi } from 'vitest';
 import type { FetchLike } from '../../src/discovery/consul-config.js';
-import { etcdRegistry, type EtcdInvalidKey, type EtcdRegistry, type EtcdRegistryOptions } from '../../src/discovery/etcd/index.js';
+import { etcdRegistry, type EtcdRegistry, type EtcdRegistryOptions } from '../../src/discovery/etcd/index.js';
 import type { Endpoint } from '../../src/endpoint/endpoint.js';
 
 export const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');

@@ -1,4 +1,5 @@
 import { MeshError } from '../../errors.js';
+import { raceAbort } from '../../util/race-abort.js';
 import type { EtcdConnection } from './options.js';
 import { isObject, WireError } from './wire.js';
 
@@ -196,26 +197,6 @@ function isUnavailable(error: EtcdError): boolean {
   const status = error.status;
   if (status === undefined || status < 500) return false;
   return status === 500 || status === 502 || status === 503 || status === 504 || error.grpcCode === undefined;
-}
-
-/** `promise`, or `signal`'s reason as soon as it aborts (the promise goes on for whoever else awaits it). */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** An error answer as an EtcdError quoting etcd's message (the gateway's `{"error","message","code"}`). */

@@ -2,6 +2,7 @@ import type { Endpoint } from '../../endpoint/endpoint.js';
 import { DiscoveryError, InvalidServiceNameError } from '../../errors.js';
 import { serviceNameProblem } from '../../util/service-name.js';
 import type { Registry } from '../registry.js';
+import { deliver, publishError, publishList, type Subscriber } from '../subscribers.js';
 import { describe, EtcdGateway } from './gateway.js';
 import { backoffSettings, checkKeys, CONNECTION_KEYS, duration, etcdConnection, type EtcdBackoffOptions, type EtcdConnectionOptions } from './options.js';
 import { parseRecord, serviceRange, type ServiceRange } from './records.js';
@@ -54,11 +55,6 @@ const AT = 'etcdRegistry';
 const KNOWN = [...CONNECTION_KEYS, 'backoff', 'idleTimeoutMs', 'onInvalidKey', 'random'];
 /** How many distinct bad keys are remembered, so that each is reported once (then the memory starts over). */
 const MAX_REPORTED = 1_024;
-
-interface Subscriber {
-  readonly onUpdate: (endpoints: readonly Endpoint[]) => void;
-  readonly onError: (error: Error) => void;
-}
 
 interface Shared {
   readonly subscribers: Set<Subscriber>;
@@ -137,19 +133,8 @@ export function etcdRegistry(options: EtcdRegistryOptions = {}): EtcdRegistry {
         service,
         range,
         parse: parser(service, range),
-        update: (list) => {
-          for (const s of [...subscribers]) if (subscribers.has(s)) deliver(s, list);
-        },
-        error: (error) => {
-          for (const s of [...subscribers]) {
-            if (!subscribers.has(s)) continue;
-            try {
-              s.onError(error);
-            } catch {
-              // one watcher's failure is its own; the others still hear
-            }
-          }
-        },
+        update: (list) => publishList(subscribers, list),
+        error: (error) => publishError(subscribers, error),
       },
     );
     return { subscribers, loop };
@@ -211,17 +196,4 @@ export function etcdRegistry(options: EtcdRegistryOptions = {}): EtcdRegistry {
     },
     watchState: (service) => loops.get(service)?.loop.state,
   };
-}
-
-/** Every watcher hears of a change even if one throws; a throwing `onUpdate` hears its own error. */
-function deliver(subscriber: Subscriber, list: readonly Endpoint[]): void {
-  try {
-    subscriber.onUpdate(list);
-  } catch (error) {
-    try {
-      subscriber.onError(error instanceof Error ? error : new Error(String(error)));
-    } catch {
-      // nothing more to tell
-    }
-  }
 }

@@ -1,7 +1,7 @@
 import type { Endpoint } from '../../endpoint/endpoint.js';
 import { DiscoveryError } from '../../errors.js';
 import { pause } from '../../util/pause.js';
-import { endpointsKey } from '../consul-watch.js';
+import { endpointsKey } from '../subscribers.js';
 import { describe, lines, type EtcdGateway } from './gateway.js';
 import { backoffDelay, type Backoff } from './options.js';
 import type { ServiceRange } from './records.js';
@@ -148,12 +148,7 @@ export class WatchLoop {
         if (this.stopped) return;
         this.failures++;
         this.report(error);
-        let delay: number;
-        try {
-          delay = backoffDelay(this.settings.backoff, this.failures, this.settings.random);
-        } catch {
-          delay = backoffDelay(this.settings.backoff, this.failures, () => 0.5); // a throwing `random` must not end the loop
-        }
+        const delay = backoffDelay(this.settings.backoff, this.failures, this.settings.random); // it survives a throwing `random`
         this.state = { kind: 'backing-off', failures: this.failures, untilMs: this.settings.now() + delay };
         await pause(delay, this.controller.signal);
       }

@@ -4,15 +4,8 @@
  * subscriber (from what resolve() just listed, when that is recent) and stops with the last.
  */
 import type { Endpoint } from '../../endpoint/endpoint.js';
+import { deliver, publishError, publishList, type OnError, type OnUpdate, type Subscriber } from '../subscribers.js';
 import type { KubernetesLoopState, ListWatchLoop, SliceSnapshot } from './loop.js';
-
-type OnUpdate = (endpoints: readonly Endpoint[]) => void;
-type OnError = (error: Error) => void;
-
-interface Subscriber {
-  readonly onUpdate: OnUpdate;
-  readonly onError: OnError;
-}
 
 interface Shared {
   readonly subscribers: Set<Subscriber>;
@@ -73,18 +66,9 @@ export class LoopHub {
       const fresh = seed !== undefined && this.now() - seed.at <= SEED_MAX_AGE_MS ? seed.snapshot : undefined;
       created.loop = this.makeLoop(service, fresh, {
         update: (list) => {
-          for (const s of [...created.subscribers]) if (created.subscribers.has(s)) deliver(s, list);
+          publishList(created.subscribers, list);
         },
-        error: (error) => {
-          for (const s of [...created.subscribers]) {
-            if (!created.subscribers.has(s)) continue;
-            try {
-              s.onError(error);
-            } catch {
-              // a subscriber's own failure is its business; the others still hear
-            }
-          }
-        },
+        error: (error) => publishError(created.subscribers, error),
       });
     } else {
       shared.subscribers.add(subscriber);
@@ -113,18 +97,5 @@ export class LoopHub {
    */
   close(): void {
     this.seeds.clear();
-  }
-}
-
-/** Every subscriber hears of a change even if one throws; a throwing `onUpdate` hears its own error. */
-function deliver(subscriber: Subscriber, list: readonly Endpoint[]): void {
-  try {
-    subscriber.onUpdate(list);
-  } catch (error) {
-    try {
-      subscriber.onError(error instanceof Error ? error : new Error(String(error)));
-    } catch {
-      // nothing more to tell
-    }
   }
 }

@@ -28,7 +28,7 @@
 import type { Endpoint } from '../../endpoint/endpoint.js';
 import { pause } from '../../util/pause.js';
 import type { Rng } from '../../util/random.js';
-import { endpointsKey } from '../consul-watch.js';
+import { endpointsKey } from '../subscribers.js';
 import { KubernetesError } from './http.js';
 import type { SliceEvent, StoredSlice } from './slices.js';
 

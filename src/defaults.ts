@@ -12,6 +12,13 @@ import type {
   MaglevPolicy,
   OutlierPolicy,
   Policy,
+  ResolvedOutlier,
+  SuccessRatePolicy,
+  FailurePercentPolicy,
+  AdaptiveConcurrencyPolicy,
+  AdmissionPolicy,
+  DeadlinePolicy,
+  HealthCheckPolicy,
   ResolvedPolicy,
   ResolvedRetry,
   RetryPolicy,
@@ -37,11 +44,31 @@ export const DEFAULT_BREAKER: Required<BreakerPolicy> = {
   resetTimeoutMs: 10_000,
   rollingWindowMs: 10_000,
 };
-export const DEFAULT_OUTLIER: Required<OutlierPolicy> = {
+/** Envoy's success-rate defaults (`success_rate_minimum_hosts`, `_request_volume`, `_stdev_factor`, enforcing). */
+export const DEFAULT_SUCCESS_RATE: Required<SuccessRatePolicy> = { minHosts: 5, requestVolume: 100, stdevFactor: 1.9, enforcingPercent: 100 };
+/** Envoy's failure-percentage defaults (`failure_percentage_threshold`, `_minimum_hosts`, `_request_volume`). */
+export const DEFAULT_FAILURE_PERCENT: Required<FailurePercentPolicy> = { threshold: 85, minHosts: 5, requestVolume: 50, enforcingPercent: 100 };
+export const DEFAULT_OUTLIER: ResolvedOutlier = {
   consecutiveFailures: 5,
   baseEjectionMs: 30_000,
   maxEjectionMs: 300_000,
   maxEjectionPercent: 10,
+  intervalMs: 10_000,
+  successRate: DEFAULT_SUCCESS_RATE,
+  failurePercent: false,
+};
+/** Netflix Gradient2Limit's defaults (initialLimit, minLimit, maxConcurrency, smoothing). */
+export const DEFAULT_ADAPTIVE_CONCURRENCY: Required<AdaptiveConcurrencyPolicy> = { initial: 20, min: 20, max: 200, smoothing: 0.2 };
+/** The SRE book's K = 2, Envoy admission_control's max rejection probability (80 %) and sampling window (30 s). */
+export const DEFAULT_ADMISSION: Required<AdmissionPolicy> = { successRatio: 0.5, maxRejectPercent: 80, windowMs: 30_000 };
+export const DEFAULT_DEADLINE_HEADER = 'x-request-deadline-ms';
+/** Kubernetes-like probing: every 5 s, 1 s each, 3 failures eject, 2 passes restore. */
+export const DEFAULT_HEALTH_CHECK: Required<HealthCheckPolicy> = {
+  path: '/healthz',
+  intervalMs: 5_000,
+  timeoutMs: 1_000,
+  unhealthyThreshold: 3,
+  healthyThreshold: 2,
 };
 export const DEFAULT_PANIC_THRESHOLD_PERCENT = 50;
 export const DEFAULT_HEDGE_MAX_ATTEMPTS = 2;
@@ -56,7 +83,9 @@ export const DEFAULT_DISCOVERY = { refreshMs: 30_000, maxServices: 1_000, resolv
 export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): ResolvedPolicy {
   const pick = <K extends keyof Policy>(key: K): Policy[K] => (key in override ? override[key] : defaults[key]);
   const merged = <T extends object>(
-    key: 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge' | 'ringHash' | 'maglev' | 'slowStart' | 'locality' | 'tls',
+    key:
+      | 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge' | 'ringHash' | 'maglev' | 'slowStart' | 'locality' | 'tls'
+      | 'adaptiveConcurrency' | 'admission' | 'deadline' | 'healthCheck',
   ): T | false | undefined => {
     const o = override[key];
     const d = defaults[key];
@@ -69,7 +98,7 @@ export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): Res
     timeout: { ...DEFAULT_TIMEOUT, ...merged<{ attemptMs?: number; totalMs?: number }>('timeout') },
     retry: resolveRetry(merged<RetryPolicy>('retry')),
     breaker: resolveOptional(merged<BreakerPolicy>('breaker'), DEFAULT_BREAKER),
-    outlier: resolveOptional(merged<OutlierPolicy>('outlier'), DEFAULT_OUTLIER),
+    outlier: resolveOutlier(merged<OutlierPolicy>('outlier')),
     panicThresholdPercent: pick('panicThresholdPercent') ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
     hedge: resolveHedge(merged<HedgePolicy>('hedge')),
     maxConcurrent: pick('maxConcurrent') ?? Infinity,
@@ -83,7 +112,34 @@ export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): Res
     maglev: { ...DEFAULT_MAGLEV, ...(merged<MaglevPolicy>('maglev') || {}) },
     slowStart: resolveSlowStart(merged<SlowStartPolicy>('slowStart')),
     locality: resolveOptional(merged<LocalityPolicy>('locality'), DEFAULT_LOCALITY),
+    adaptiveConcurrency: resolveOff(merged<AdaptiveConcurrencyPolicy>('adaptiveConcurrency'), DEFAULT_ADAPTIVE_CONCURRENCY),
+    admission: resolveOff(merged<AdmissionPolicy>('admission'), DEFAULT_ADMISSION),
+    deadline: resolveDeadline(merged<DeadlinePolicy>('deadline')),
+    healthCheck: resolveOff(merged<HealthCheckPolicy>('healthCheck'), DEFAULT_HEALTH_CHECK),
+    fallback: pick('fallback'),
   };
+}
+
+/** Outlier detection is on by default, success rate with it; failure percentage only when a policy sets it. */
+function resolveOutlier(value: OutlierPolicy | false | undefined): false | ResolvedOutlier {
+  if (value === false) return false;
+  const { successRate, failurePercent, ...rest } = value ?? {};
+  return {
+    ...DEFAULT_OUTLIER,
+    ...rest,
+    successRate: resolveOptional(successRate, DEFAULT_SUCCESS_RATE),
+    failurePercent: resolveOff(failurePercent, DEFAULT_FAILURE_PERCENT),
+  };
+}
+
+/** A mechanism that is off unless a policy sets it (`{}` turns it on with every default). */
+function resolveOff<T extends object>(value: T | false | undefined, defaults: Required<T>): false | Required<T> {
+  return value === false || value === undefined ? false : { ...defaults, ...value };
+}
+
+function resolveDeadline(value: DeadlinePolicy | false | undefined): false | Required<DeadlinePolicy> {
+  if (value === false || value === undefined) return false;
+  return { header: (value.header ?? DEFAULT_DEADLINE_HEADER).toLowerCase() };
 }
 
 /** Slow start is off unless a policy sets it (then `windowMs` is required: validated). */

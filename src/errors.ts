@@ -71,10 +71,31 @@ export class TimeoutError extends MeshError {
   }
 }
 
-/** `maxConcurrent` calls were in flight for the service. */
+/** `maxConcurrent` calls, or the `adaptiveConcurrency` limit of the moment, were in flight for the service. */
 export class BulkheadFullError extends MeshError {
-  constructor(service: string, limit: number) {
-    super('EBULKHEAD', service, `'${service}' has ${limit} calls in flight (maxConcurrent)`);
+  /** The limit that was reached. */
+  readonly limit: number;
+  /** Which limit: the fixed `maxConcurrent` or the adaptive one. */
+  readonly source: 'maxConcurrent' | 'adaptiveConcurrency';
+
+  constructor(service: string, limit: number, source: 'maxConcurrent' | 'adaptiveConcurrency' = 'maxConcurrent') {
+    super('EBULKHEAD', service, `'${service}' has ${limit} calls in flight (${source})`);
+    this.limit = limit;
+    this.source = source;
+  }
+}
+
+/**
+ * Client-side throttling (`admission`) rejected the call locally: the service's recent success ratio is below the
+ * policy's `successRatio`. Nothing was sent.
+ */
+export class AdmissionRejectedError extends MeshError {
+  /** The rejection probability the call was drawn against, from 0 to 1. */
+  readonly probability: number;
+
+  constructor(service: string, probability: number) {
+    super('EADMISSION', service, `'${service}' rejected the call locally (admission: reject probability ${(probability * 100).toFixed(1)} %)`);
+    this.probability = probability;
   }
 }
 

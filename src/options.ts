@@ -4,7 +4,19 @@ import type { BalancerName } from './balancer/create.js';
 import type { Endpoint } from './endpoint/endpoint.js';
 import type { Registry } from './discovery/registry.js';
 import type { BreakerPolicy } from './resilience/breaker.js';
-import type { OutlierPolicy } from './resilience/outlier.js';
+import type { OutlierPolicy, ResolvedOutlier } from './resilience/outlier.js';
+import type {
+  AdaptiveConcurrencyPolicy,
+  AdmissionPolicy,
+  DeadlinePolicy,
+  FailurePercentPolicy,
+  Fallback,
+  FallbackContext,
+  HealthCheckPolicy,
+  SuccessRatePolicy,
+} from './resilience/health-policy.js';
+
+export type { AdaptiveConcurrencyPolicy, AdmissionPolicy, DeadlinePolicy, FailurePercentPolicy, Fallback, FallbackContext, HealthCheckPolicy, SuccessRatePolicy, ResolvedOutlier };
 
 export type { BreakerPolicy, OutlierPolicy, Outcome, Verdict, TlsPolicy };
 import type { Outcome, Verdict } from './transport/transport.js';
@@ -83,6 +95,15 @@ export interface CallOptions {
   retry?: false | RetryPolicy;
   /** Overrides the policy's hedging for this call (`false`: none). */
   hedge?: false | HedgePolicy;
+  /**
+   * The latest time the call may run to, in epoch ms (`Date.now()`'s clock): the call's total timeout becomes the
+   * smaller of `totalMs` and what is left. When nothing is left, the call fails with `TimeoutError` (scope
+   * `'total'`) and touches no backend. Pass `inboundDeadline(req)` to honour the caller's caller.
+   * @example { deadline: inboundDeadline(req) }
+   */
+  deadline?: number | undefined;
+  /** The value this call resolves with once it has failed; wins over the policy's `fallback`. */
+  fallback?: Fallback;
   /** What routes match a `mesh.call` on (`mesh.fetch` matches on its request). */
   route?: { path?: string; method?: string; headers?: Readonly<Record<string, string>> };
 }
@@ -93,7 +114,7 @@ export interface ResolvedPolicy {
   readonly timeout: { readonly attemptMs: number; readonly totalMs: number };
   readonly retry: false | ResolvedRetry;
   readonly breaker: false | Required<BreakerPolicy>;
-  readonly outlier: false | Required<OutlierPolicy>;
+  readonly outlier: false | ResolvedOutlier;
   readonly panicThresholdPercent: number;
   readonly hedge: false | Required<HedgePolicy>;
   readonly maxConcurrent: number;
@@ -108,6 +129,12 @@ export interface ResolvedPolicy {
   readonly maglev: Required<MaglevPolicy>;
   readonly slowStart: false | Required<SlowStartPolicy>;
   readonly locality: false | Required<LocalityPolicy>;
+  readonly adaptiveConcurrency: false | Required<AdaptiveConcurrencyPolicy>;
+  readonly admission: false | Required<AdmissionPolicy>;
+  /** With the header name lower-cased. */
+  readonly deadline: false | Required<DeadlinePolicy>;
+  readonly healthCheck: false | Required<HealthCheckPolicy>;
+  readonly fallback: Fallback | undefined;
 }
 
 export interface ResolvedRetry {

@@ -4,6 +4,10 @@ import { isPrime, MAX_MAGLEV_TABLE_SIZE } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import type { MeshOptions, Policy } from './options.js';
 import { serviceNameProblem } from './util/service-name.js';
+import { OUTLIER_KEYS, validateHealthPolicy, validateOutlierRules } from './validate-health.js';
+import { boolean, HEADER_NAME, integer, MAX_TIMER_MS, nonNegative, nonNegativeMs, percent, plainObject, positive, positiveMs, unknownKeys } from './validate-primitives.js';
+
+export { HEADER_NAME, integer, MAX_TIMER_MS, nonNegative, nonNegativeMs, percent, plainObject, positiveMs, unknownKeys };
 
 export { serviceNameProblem };
 
@@ -71,6 +75,7 @@ export function validateMeshOptions(options: MeshOptions): void {
 const POLICY_KEYS = new Set([
   'balancer', 'timeout', 'retry', 'breaker', 'outlier', 'panicThresholdPercent', 'hedge', 'maxConcurrent', 'maxQueued', 'classify', 'unsent',
   'hashHeader', 'ringHash', 'maglev', 'slowStart', 'locality', 'tls', 'host',
+  'adaptiveConcurrency', 'admission', 'deadline', 'healthCheck', 'fallback',
 ]);
 
 /** Validates one policy object (also used for per-call `timeout`, `retry` and `hedge`). */
@@ -92,11 +97,12 @@ export function validatePolicy(p: Policy, at: string): void {
   if (p.outlier !== undefined && p.outlier !== false) {
     const o = p.outlier;
     plainObject(o, `${at}.outlier`);
-    unknownKeys(o, new Set(['consecutiveFailures', 'baseEjectionMs', 'maxEjectionMs', 'maxEjectionPercent']), `${at}.outlier`);
+    unknownKeys(o, OUTLIER_KEYS, `${at}.outlier`);
     integer(o.consecutiveFailures, `${at}.outlier.consecutiveFailures`, 1);
     positiveMs(o.baseEjectionMs, `${at}.outlier.baseEjectionMs`);
     positiveMs(o.maxEjectionMs, `${at}.outlier.maxEjectionMs`);
     percent(o.maxEjectionPercent, `${at}.outlier.maxEjectionPercent`);
+    validateOutlierRules(o as Record<string, unknown>, `${at}.outlier`);
   }
   percent(p.panicThresholdPercent, `${at}.panicThresholdPercent`);
   validateHedge(p.hedge, `${at}.hedge`);
@@ -109,10 +115,9 @@ export function validatePolicy(p: Policy, at: string): void {
     throw new TypeError(`${at}.host must be 'service' or 'endpoint'`);
   }
   validateBalancing(p, at);
+  validateHealthPolicy(p, at);
 }
 
-/** The header-name token of RFC 9110 §5.6.2. */
-export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** The options of the hash balancers, slow start and zone-aware balancing. */
 function validateBalancing(p: Policy, at: string): void {
@@ -216,61 +221,4 @@ export function validateHedge(h: unknown, at: string): void {
     throw new TypeError(`${at}.delayMs must be a finite number >= 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit), or 'p95'`);
   }
   integer(o.maxAttempts, `${at}.maxAttempts`, 2);
-}
-
-export function plainObject(v: unknown, at: string): void {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${at} must be an object`);
-}
-
-export function unknownKeys(o: object, known: ReadonlySet<string>, at: string): void {
-  for (const k of Object.keys(o)) {
-    if (!known.has(k)) throw new TypeError(`${at}.${k} is not a known option (known: ${[...known].join(', ')})`);
-  }
-}
-
-export function integer(v: unknown, at: string, min: number): void {
-  if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min)) {
-    throw new TypeError(`${at} must be an integer >= ${min}`);
-  }
-}
-
-function positive(v: unknown, at: string): void {
-  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v > 0)) {
-    throw new TypeError(`${at} must be a finite number > 0`);
-  }
-}
-
-/**
- * The longest delay Node's timers hold (a signed 32-bit count of ms). A longer one overflows and fires after
- * 1 ms, so `totalMs: 2 ** 31` would time every call out at once. Every duration option is refused past it:
- * a clear error beats silently clamping a value that cannot mean what it says.
- */
-export const MAX_TIMER_MS = 2_147_483_647;
-
-export function positiveMs(v: unknown, at: string): void {
-  if (v !== undefined && !(typeof v === 'number' && v > 0 && v <= MAX_TIMER_MS)) {
-    throw new TypeError(`${at} must be a finite number > 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit)`);
-  }
-}
-
-export function nonNegativeMs(v: unknown, at: string): void {
-  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= MAX_TIMER_MS)) {
-    throw new TypeError(`${at} must be a finite number >= 0 and at most ${MAX_TIMER_MS} ms (setTimeout's limit)`);
-  }
-}
-
-export function nonNegative(v: unknown, at: string): void {
-  if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) {
-    throw new TypeError(`${at} must be a finite number >= 0`);
-  }
-}
-
-export function percent(v: unknown, at: string): void {
-  if (v !== undefined && !(typeof v === 'number' && v >= 0 && v <= 100)) {
-    throw new TypeError(`${at} must be a number from 0 to 100`);
-  }
-}
-
-function boolean(v: unknown, at: string): void {
-  if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${at} must be a boolean`);
 }

@@ -1,5 +1,5 @@
 import { resolveHedge, resolveRetry } from '../defaults.js';
-import type { CallOptions, ResolvedPolicy, ResolvedRetry, RetryPolicy } from '../options.js';
+import type { CallOptions, Fallback, ResolvedPolicy, ResolvedRetry, RetryPolicy } from '../options.js';
 import { validateHedge, validateRetry, validateTimeout } from '../validate.js';
 
 /** A hedge policy with its defaults filled in. */
@@ -20,10 +20,12 @@ export interface CallSettings {
   readonly retry: false | ResolvedRetry;
   /** Hedging, already limited to idempotent, replayable requests; false otherwise. */
   readonly hedge: false | ResolvedHedge;
+  /** What a failed call resolves with: the per-call `fallback`, else the policy's. */
+  readonly fallback: Fallback | undefined;
 }
 
 /** The mesh's per-call option keys (on `mesh.call`'s third argument and on fetch's `init`). */
-export const CALL_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'hashKey', 'idempotent', 'timeout', 'retry', 'hedge']);
+export const CALL_OPTION_KEYS: readonly string[] = Object.freeze(['signal', 'hashKey', 'idempotent', 'timeout', 'retry', 'hedge', 'deadline', 'fallback']);
 
 /** A frozen set of the keys a per-call options object may have: the mesh's, plus (for fetch) fetch's own. */
 export function optionKeys(extra: readonly string[] = []): ReadonlySet<string> {
@@ -53,6 +55,7 @@ export function plainSettings(policy: ResolvedPolicy): CallSettings {
     totalMs: policy.timeout.totalMs,
     retry: policy.retry,
     hedge: false,
+    fallback: policy.fallback,
   });
 }
 
@@ -76,6 +79,7 @@ export function callSettings(
     throw new TypeError('options.idempotent must be a boolean');
   }
   if (signal !== undefined && !isSignal(signal)) throw new TypeError('options.signal must be an AbortSignal');
+  if (options.fallback !== undefined && typeof options.fallback !== 'function') throw new TypeError('options.fallback must be a function');
   const idempotent = options.idempotent ?? idempotentByRule;
   const hedge = options.hedge === undefined ? policy.hedge : resolveHedge(options.hedge);
   return {
@@ -87,6 +91,7 @@ export function callSettings(
     attemptMs: options.timeout?.attemptMs ?? policy.timeout.attemptMs,
     totalMs: options.timeout?.totalMs ?? policy.timeout.totalMs,
     retry: options.retry === undefined ? policy.retry : overrideRetry(policy.retry, options.retry),
+    fallback: options.fallback ?? policy.fallback,
   };
 }
 

@@ -5,6 +5,7 @@ import type { BalancerName } from '../balancer/create.js';
 import type { BreakerPolicy } from '../resilience/breaker.js';
 import type { OutlierPolicy } from '../resilience/outlier.js';
 import type { Outcome, Verdict } from '../transport/transport.js';
+import type { AdaptiveConcurrencyPolicy, AdmissionPolicy, DeadlinePolicy, Fallback, HealthCheckPolicy } from '../resilience/health-policy.js';
 
 /**
  * Timeouts. `attemptMs` bounds one try; `totalMs` bounds the whole call, backoff and retries included.
@@ -142,6 +143,20 @@ export interface Policy {
    * @example { locality: { overprovisioningFactor: 1.2 } }
    */
   locality?: false | LocalityPolicy;
+  /** A Gradient2 concurrency limit in place of a fixed `maxConcurrent` (see {@link AdaptiveConcurrencyPolicy}). Default `false`. */
+  adaptiveConcurrency?: false | AdaptiveConcurrencyPolicy;
+  /** Client-side throttling on failures (see {@link AdmissionPolicy}). Default `false`. */
+  admission?: false | AdmissionPolicy;
+  /**
+   * Send the time the call has left to each attempt (see {@link DeadlinePolicy}). Default `false`: the header would
+   * go to every backend, third parties included; `deadline: {}` turns it on. A per-call `deadline` bounds a call
+   * whatever this says.
+   */
+  deadline?: false | DeadlinePolicy;
+  /** Active HTTP health checks (see {@link HealthCheckPolicy}). Default `false`. */
+  healthCheck?: false | HealthCheckPolicy;
+  /** The value a failed call resolves with (a per-call `fallback` wins over it). Default: none, the call rejects. */
+  fallback?: Fallback;
 }
 
 /**

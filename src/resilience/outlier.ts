@@ -1,7 +1,10 @@
 
+import type { FailurePercentPolicy, SuccessRatePolicy } from './health-policy.js';
+
 /**
- * Passive outlier ejection, with Envoy's semantics.
- * @example { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10 }
+ * Passive outlier ejection, with Envoy's semantics: consecutive failures on every attempt, and the statistical
+ * rules (success rate, failure percentage) every `intervalMs`.
+ * @example { consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 10, successRate: { stdevFactor: 1.9 } }
  */
 export interface OutlierPolicy {
   /** Failures in a row that eject an endpoint. Default 5. */
@@ -12,6 +15,23 @@ export interface OutlierPolicy {
   maxEjectionMs?: number;
   /** Most endpoints ejected at once, in percent (one can always be). Default 10. */
   maxEjectionPercent?: number;
+  /** How often the statistical rules run over the attempts of the interval just ended. Default 10 s (Envoy's). */
+  intervalMs?: number;
+  /** Success-rate ejection; `false` turns it off. Default on, as Envoy's (`{ minHosts: 5, requestVolume: 100, stdevFactor: 1.9 }`). */
+  successRate?: false | SuccessRatePolicy;
+  /** Failure-percentage ejection. Default `false`, as Envoy's (`enforcing_failure_percentage` 0); `{}` turns it on at 85 %. */
+  failurePercent?: false | FailurePercentPolicy;
+}
+
+/** An outlier policy with every default filled in. */
+export interface ResolvedOutlier {
+  readonly consecutiveFailures: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+  readonly maxEjectionPercent: number;
+  readonly intervalMs: number;
+  readonly successRate: false | Required<SuccessRatePolicy>;
+  readonly failurePercent: false | Required<FailurePercentPolicy>;
 }
 
 /**
@@ -29,7 +49,7 @@ export class OutlierDetector {
 
   constructor(
     /** Mutable: `configure` may change the policy of a detector in place. */
-    public policy: Required<OutlierPolicy>,
+    public policy: ResolvedOutlier,
     now: number,
   ) {
     this.state = { kind: 'active', failures: 0, timesEjected: 0, since: now };

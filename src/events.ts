@@ -1,5 +1,11 @@
 import type { Endpoint } from './endpoint/endpoint.js';
 
+/**
+ * Why an endpoint was ejected: `consecutive` failures in a row, the interval's `success-rate` or
+ * `failure-percent` rule (outlier detection), or failed active probes (`health-check`).
+ */
+export type EjectionReason = 'consecutive' | 'success-rate' | 'failure-percent' | 'health-check';
+
 /** Fields every event has. */
 export interface ServiceEvent {
   /** The logical service name. */
@@ -69,14 +75,26 @@ export interface MeshEvents {
     /** The endpoint whose breaker changed state. */
     readonly endpoint: Endpoint;
   };
-  /** Outlier detection ejected an endpoint. */
+  /**
+   * Outlier detection (or an active health check) ejected an endpoint. The two hold an endpoint out independently,
+   * and each says so: an endpoint both took out gets two `ejected` (one with `reason: 'health-check'`) and one
+   * `restored`, once neither holds it.
+   */
   ejected: ServiceEvent & {
     /** The ejected endpoint. */
     readonly endpoint: Endpoint;
-    /** How long it is ejected for, in ms. */
+    /**
+     * How long it is ejected for, in ms. For `'health-check'`, the least it stays out: it comes back after
+     * `healthyThreshold` passed probes in a row, `healthyThreshold × intervalMs` at the soonest.
+     */
     readonly durationMs: number;
+    /** Which rule ejected it. */
+    readonly reason: EjectionReason;
   };
-  /** An ejected endpoint's ejection ended. */
+  /**
+   * An ejected endpoint is back in service: its ejection ended and nothing else holds it out (an outlier ejection
+   * that ends while its health checks still fail is no restore, nor are passing probes while it is still ejected).
+   */
   restored: ServiceEvent & {
     /** The endpoint back in service. */
     readonly endpoint: Endpoint;
@@ -93,10 +111,14 @@ export interface MeshEvents {
     /** The attempt that failed (or was out) when the budget said no. */
     readonly attempt: number;
   };
-  /** A call was refused before any attempt (bulkhead full). */
+  /** A call was refused before any attempt, locally: nothing was sent. */
   rejected: ServiceEvent & {
-    /** Why: `maxConcurrent` calls were in flight. */
-    readonly reason: 'bulkhead';
+    /**
+     * Why: `'bulkhead'`, `maxConcurrent` calls were in flight (`BulkheadFullError`); `'adaptive-concurrency'`, the
+     * `adaptiveConcurrency` limit of the moment was (`BulkheadFullError` with `source: 'adaptiveConcurrency'`);
+     * `'admission'`, client-side throttling drew it (`AdmissionRejectedError`).
+     */
+    readonly reason: 'bulkhead' | 'adaptive-concurrency' | 'admission';
   };
   /** Discovery produced a new list. */
   'discovery-update': ServiceEvent & {

@@ -35,7 +35,7 @@ export {
   FaultInjectedError,
   type AttemptRecord,
 } from './errors.js';
-export type { MeshEvents, MeshEventName, ServiceEvent, AttemptEvent } from './events.js';
+export type { MeshEvents, MeshEventName, ServiceEvent, AttemptEvent, EjectionReason } from './events.js';
 export type {
   MeshOptions,
   Policy,
@@ -84,3 +84,4 @@ export type { AdminHandler, AdminHandlerOptions, AdminRequest, AdminResponse } f
 export { withTraceContext, type TraceContextApi } from './observe/trace-context.js';
 export type { Clock } from './util/clock.js';
 export { seededRng, type Rng } from './util/random.js';
+export { inboundDeadline, type InboundDeadlineOptions, type InboundRequest } from './deadline.js';

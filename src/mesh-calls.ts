@@ -11,7 +11,7 @@ import type { RoutePlan } from './routing/plan.js';
 import type { Service } from './service.js';
 import type { AttemptFn } from './transport/attempt-context.js';
 import { callTransport } from './transport/call.js';
-import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough, type FetchPlan } from './transport/fetch.js';
+import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough, sendWithDeadline, type FetchPlan } from './transport/fetch.js';
 import type { Clock } from './util/clock.js';
 
 const CALL_KEYS = optionKeys(['route']);
@@ -69,15 +69,27 @@ const routed = (c: Call, route: RoutePlan, plan: FetchPlan | undefined): Call =>
  * call's endpoints step then reports it): a split passes the share of a backend without endpoints on, which it
  * can only know then.
  */
-const afterDiscovery = <T>(svc: Service, run: () => Promise<T>): Promise<T> => {
+const afterDiscovery = <T>(svc: Service, run: () => Promise<T>, deadline: unknown): Promise<T> => {
   const loading = svc.prepare(clock.now());
-  return loading === undefined ? run() : loading.then(run, run);
+  if (loading === undefined) return run();
+  if (typeof deadline !== 'number') return loading.then(run, run); // none (or invalid: the call's checks say so)
+  // A per-call deadline bounds this wait too: once it passes, the call goes on and admission fails it at once.
+  const left = deadline - Date.now();
+  if (!(left > 0)) return run();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, Math.min(left, 2_147_483_647));
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    loading.then(done, done);
+  }).then(run);
 };
 // Functions of their own: a closure in `call` or `fetchVia` would cost every call a context object.
 const callAfterDiscovery = <T>(svc: Service, fn: AttemptFn<T>, callOptions: CallOptions | undefined): Promise<T> =>
-  afterDiscovery(svc, () => callRouted(svc, fn, callOptions));
+  afterDiscovery(svc, () => callRouted(svc, fn, callOptions), callOptions?.deadline);
 const fetchAfterDiscovery = (svc: Service, plan: FetchPlan, input: string | URL | Request, init: MeshRequestInit | undefined): Promise<Response> =>
-  afterDiscovery(svc, () => fetchRouted(svc, plan, input, init));
+  afterDiscovery(svc, () => fetchRouted(svc, plan, input, init), init?.deadline);
 
 // The unrouted path stays in `call` and `fetchVia` themselves, with no closure and no extra frame: what a service
 // without routes pays for routes is one property read.
@@ -154,7 +166,14 @@ const fetchTo = (
   const settings = callSettings(target.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
   // A { service } backend is another service: its own dispatcher (its tls, its Host), if it has one.
   const dispatcher = target.name === svc.name ? svc.fetchDispatcher : serviceFor(target.name).fetchDispatcher;
-  const send = dispatcher === undefined ? plan.send : sendThrough(fetchImpl, plan, dispatcher);
+  // The `deadline` policy's header: off (the default), the plan's own sender, untouched.
+  const deadline = target.policy.deadline;
+  const send =
+    deadline !== false
+      ? sendWithDeadline(fetchImpl, plan, dispatcher, deadline.header)
+      : dispatcher === undefined
+        ? plan.send
+        : sendThrough(fetchImpl, plan, dispatcher);
   const c = new Call(env, target, settings, plan.transport, send);
   return target.stack.run(route === undefined ? c : routed(c, route, plan)) as Promise<Response>;
 };

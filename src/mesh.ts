@@ -22,7 +22,7 @@ import type { CallOptions, MeshOptions, MeshRequestInit } from './options.js';
 import { Service, type ServiceConfig } from './service.js';
 import { ServiceTable } from './service-table.js';
 import { systemClock } from './util/clock.js';
-import { TimeoutList } from './util/timeout-list.js';
+import { durationKey, TimeoutList } from './util/timeout-list.js';
 import { defaultRng } from './util/random.js';
 import { validateMeshOptions } from './validate.js';
 import { registerCore, type MeshCore } from './mesh-core.js';
@@ -179,7 +179,8 @@ export function createMesh(options: MeshOptions): Mesh {
     events,
     isClosed: () => closed,
     attemptTimeouts: (ms) => listFor(attemptLists, ms),
-    callDeadlines: (ms) => listFor(deadlineLists, ms),
+    // Keyed by durationKey: per-call deadlines give every call its own total, which must not grow a list per call.
+    callDeadlines: (ms) => listFor(deadlineLists, durationKey(ms)),
   };
 
   const controller: MeshController = new MeshController(
@@ -202,7 +203,7 @@ export function createMesh(options: MeshOptions): Mesh {
   // The cache's listener reads `table` only when discovery answers, after this line has run.
   const table: ServiceTable = new ServiceTable(
     maxServices,
-    (name) => new Service(name, controller.store.serviceConfig(name), { discovery, clock, events, breakerClock, plans }),
+    (name) => new Service(name, controller.store.serviceConfig(name), { discovery, clock, events, breakerClock, random: rng, plans }),
     (svc) => {
       discovery.forget(svc.name);
       // Its endpoints leave with it: what adapters keep per endpoint (pools, clients) is closed.

@@ -9,9 +9,11 @@ import type { ResolvedPolicy } from './options.js';
 import { RetryBudget } from './resilience/budget.js';
 import { BulkheadQueue } from './resilience/bulkhead.js';
 import { LatencyWindow } from './resilience/latency-window.js';
+import { adoptGuard, type OverloadGuard } from './resilience/overload-guard.js';
 import { ServiceMetrics } from './observe/service-metrics.js';
 import { ServicePlan, type PlanEnv, type PlanOwner } from './routing/plan.js';
 import { ServiceHealth, type HealthDeps } from './service-health.js';
+import { adoptHealthCheck, type HealthChecker } from './health-check.js';
 import { ServiceDispatcher } from './transport/fetch-dispatcher.js';
 import { samePolicyPart } from './util/same.js';
 
@@ -45,12 +47,16 @@ export class Service implements PlanOwner {
   rampCheckAt = Infinity;
   budget: RetryBudget | undefined;
   readonly health: ServiceHealth;
+  /** Active health checks (policy `healthCheck`), while the policy asks for them. */
+  healthCheck: HealthChecker | undefined;
   /** Recent latencies, kept only when a hedge delay of `'p95'` needs them. */
   latencyWindow: LatencyWindow | undefined;
   /** Calls in flight (the bulkhead counts these, across configurations). */
   active = 0;
   /** Where calls wait for a slot when the bulkhead is full and `maxQueued` > 0 (kept across configurations). */
   queue: BulkheadQueue | undefined;
+  /** The adaptive concurrency limit and admission throttle (kept across configurations); undefined when both are off. */
+  guard: OverloadGuard | undefined;
   /** mesh.fetch's dispatcher, when the policy's `tls` or `host: 'service'` needs one. */
   fetchDispatcher: ServiceDispatcher | undefined;
   /** Dispatchers a configuration replaced, still open for the calls that started with them. */
@@ -83,6 +89,7 @@ export class Service implements PlanOwner {
       this.rampCheckAt = Math.min(this.rampCheckAt, this.slowStart.checkAt);
     });
     this.adopt(undefined, policy);
+    this.healthCheck = adoptHealthCheck(undefined, this, undefined, policy, deps);
     this.plan = this.planFor(config);
   }
 
@@ -112,11 +119,12 @@ export class Service implements PlanOwner {
   reconfigure(config: ServiceConfig, plan: ServicePlan): void {
     this.adopt(this.plan.policy, config.policy);
     this.health.reconfigure(config.policy, this.deps.clock.now());
+    this.healthCheck = adoptHealthCheck(this.healthCheck, this, this.plan.policy, config.policy, this.deps);
     this.plan.retire();
     this.plan = plan;
   }
 
-  /** The retry budget, queue, slow start, latency window and fetch dispatcher of `policy` (kept where unchanged). */
+  /** The retry budget, queue, slow start, latency window, overload guard and fetch dispatcher of `policy` (kept where unchanged). */
   private adopt(old: ResolvedPolicy | undefined, policy: ResolvedPolicy): void {
     const budget = policy.retry === false ? false : policy.retry.budget;
     const oldBudget = old === undefined || old.retry === false ? false : old.retry.budget;
@@ -131,6 +139,8 @@ export class Service implements PlanOwner {
       if (old !== undefined) this.forgetRamps();
     }
     if (policy.hedge !== false && policy.hedge.delayMs === 'p95') this.latencyWindow ??= new LatencyWindow();
+    // The limit and the throttle's window outlive a configuration; the mesh's seeded random draws their jitter and rejections.
+    this.guard = adoptGuard(this.guard, policy, this.deps.clock.now(), this.deps.plans.rng);
     if (old === undefined || !samePolicyPart([policy.tls, policy.host], [old.tls, old.host])) {
       if (this.fetchDispatcher !== undefined) this.retireDispatcher(this.fetchDispatcher, old?.timeout.totalMs ?? 0);
       this.fetchDispatcher = ServiceDispatcher.wanted(policy) ? new ServiceDispatcher(this.name, policy) : undefined;
@@ -168,6 +178,10 @@ export class Service implements PlanOwner {
     const change = this.endpoints.apply(list, now);
     for (const state of change.added) this.health.attach(state, now);
     for (const state of change.removed) this.health.detach(state);
+    // Joining a running service: from the peers' median cost (the first list keeps the default RTT).
+    if (this.ready) this.health.seed(change.added, now);
+    this.healthCheck?.remove(change.removed);
+    this.healthCheck?.add(change.added);
     this.metrics.retire(change.removed, now);
     this.health.changed();
     const slowStart = this.slowStart;
@@ -223,6 +237,8 @@ export class Service implements PlanOwner {
   close(error: unknown, how: 'close' | 'destroy' = 'destroy'): Promise<void> {
     this.queue?.clear(error);
     for (const state of this.endpoints.states) this.health.detach(state);
+    this.health.close();
+    this.healthCheck?.close();
     const closing = [...this.retired.keys()].map((d) => d.close(how));
     for (const timer of this.retired.values()) clearTimeout(timer);
     this.retired.clear();

@@ -15,6 +15,8 @@ export interface BackendSpec {
   /** Share of requests answered 200 (the rest get `failStatus`). */
   readonly successRate: number;
   readonly failStatus?: number;
+  /** Never more failures in a row than this (the next answer is a success): an intermittent, not a dead, backend. */
+  readonly maxFailuresInARow?: number;
 }
 
 export interface Backends {
@@ -39,6 +41,7 @@ const rng = () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 };
 const counts = specs.map(() => 0);
+const runs = specs.map(() => 0);
 const ok = Buffer.from('ok\\n');
 const fail = Buffer.from('failed\\n');
 const servers = specs.map((spec, i) => {
@@ -47,7 +50,9 @@ const servers = specs.map((spec, i) => {
     req.resume();
     const answer = () => {
       if (res.destroyed) return;
-      const good = spec.successRate >= 1 || rng() < spec.successRate;
+      const capped = spec.maxFailuresInARow !== undefined && runs[i] >= spec.maxFailuresInARow;
+      const good = capped || spec.successRate >= 1 || rng() < spec.successRate;
+      runs[i] = good ? 0 : runs[i] + 1;
       const body = good ? ok : fail;
       res.writeHead(good ? 200 : (spec.failStatus || 500), { 'content-type': 'text/plain', 'content-length': body.length });
       res.end(body);

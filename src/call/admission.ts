@@ -1,18 +1,25 @@
-import { BulkheadFullError, FaultInjectedError, MeshClosedError, TimeoutError } from '../errors.js';
+import { AdmissionRejectedError, BulkheadFullError, FaultInjectedError, MeshClosedError, TimeoutError } from '../errors.js';
 import { callOutcomeOf, OUTCOME } from '../observe/service-metrics.js';
+import type { OverloadGuard } from '../resilience/overload-guard.js';
 import type { Call } from './call.js';
+import { fallbackFor, responseFailure, runFallback } from './fallback.js';
 import type { CallTarget } from './target.js';
 import { failedResult } from './result.js';
 import { below, type Step } from './step.js';
 
 /**
  * The admission step, the top of the stack; it opens the call and closes it:
- * - refuses a closed mesh and an aborted signal at once;
+ * - refuses a closed mesh and an aborted signal at once, and a spent per-call `deadline` (`TimeoutError`, total, 0)
+ *   before anything else: no discovery, no slot, nothing sent;
+ * - the service's overload guard, when its policy has one: admission throttling draws (`AdmissionRejectedError`),
+ *   then the adaptive concurrency limit (`BulkheadFullError`, source `adaptiveConcurrency`); with both off this
+ *   costs one field check, no allocation, no closure;
  * - starts the total deadline and listens to the caller's signal (one listener for the whole call);
  * - takes a bulkhead slot, or waits in its bounded queue, or rejects with `BulkheadFullError`; the bulkhead
  *   counts calls, not attempts, and the retry budget one request per call;
  * - hands out the result: the value, or what {@link failedResult} makes of a failure, and records the call's
- *   outcome and duration. A streaming value keeps the call's deadline and signal until its body is done.
+ *   outcome and duration. A streaming value keeps the call's deadline and signal until its body is done;
+ * - a failed call runs its `fallback` (fallback.ts), once its slot is free, whose value is then the result.
  */
 export class AdmissionStep implements Step {
   readonly name = 'admission';
@@ -29,8 +36,19 @@ export class AdmissionStep implements Step {
     if (env.isClosed()) throw new MeshClosedError(target.name);
     const signal = settings.signal;
     if (signal?.aborted) throw signal.reason;
+    // A per-call `deadline` that has passed leaves nothing to spend (a policy's totalMs is always > 0).
+    if (settings.totalMs <= 0) return spentDeadline(call);
     const start = env.clock.now();
+    // The overload guard: undefined while `adaptiveConcurrency` and `admission` are both off.
+    const guard = shared.guard;
+    if (guard !== undefined) {
+      const refusal = overloaded(call, guard, start);
+      if (refusal !== undefined) return refuse(call, refusal);
+    }
     call.begin(start);
+    // When the call leaves for the backend: later than `start` after a wait in the bulkhead queue. The limit's
+    // RTT samples are measured from here, so a local wait does not read as backend queueing.
+    let sentAt = start;
     if (shared.active >= target.policy.maxConcurrent) {
       // A full bulkhead rejects at once, unless its bounded queue has room (the slot is then handed over).
       // The call's own stop signal when the caller gave none: a transport may stop the call without one (the
@@ -38,17 +56,17 @@ export class AdmissionStep implements Step {
       const waiting = shared.queue?.wait(signal ?? call.sleepSignal(), settings.totalMs, () => new TimeoutError(target.name, 'total', settings.totalMs));
       if (waiting === undefined) {
         call.release();
-        ended(target, OUTCOME.rejected);
-        if (env.events.has('rejected')) env.events.emit('rejected', { service: target.name, reason: 'bulkhead' });
-        throw new BulkheadFullError(target.name, target.policy.maxConcurrent);
+        return refuse(call, new BulkheadFullError(target.name, target.policy.maxConcurrent));
       }
       try {
         await waiting;
-        call.now = env.clock.now();
+        sentAt = call.now = env.clock.now();
       } catch (error) {
         call.release();
         ended(target, callOutcomeOf(error, signal), env.clock.now() - start);
-        throw error;
+        const fallback = fallbackFor(call, error);
+        if (fallback === undefined) throw error;
+        return runFallback(call, fallback, error);
       }
     } else {
       shared.active++;
@@ -69,6 +87,7 @@ export class AdmissionStep implements Step {
       }
       // The success path reads no clock: the winning attempt's end time is on record.
       target.metrics.callSucceeded(start);
+      if (guard !== undefined) succeeded(guard, start, sentAt, target.metrics.lastEndAt);
       if (target.routeStats !== undefined) target.routeStats.outcomes[OUTCOME.success]!++;
       call.end(value);
       return value;
@@ -78,19 +97,86 @@ export class AdmissionStep implements Step {
         result = failedResult(call, error);
       } catch (final) {
         shared.callFailures++;
-        ended(target, callOutcomeOf(final, signal), env.clock.now() - start);
+        const now = env.clock.now();
+        ended(target, callOutcomeOf(final, signal), now - start);
         call.release();
-        throw final;
+        // A timeout is latency evidence for the limit (Netflix samples a dropped call's RTT too); other failures are not.
+        if (guard?.limiter !== undefined && final instanceof TimeoutError) guard.limiter.sample(start, now - sentAt, now);
+        const fallback = fallbackFor(call, final);
+        if (fallback === undefined) throw final;
+        // Returned, not awaited: the `finally` frees the slot first, and a fallback's rejection is not caught here.
+        return runFallback(call, fallback, final);
       }
       shared.callFailures++;
       // A fault's synthetic Response is counted apart from the backends' own failures.
       ended(target, error instanceof FaultInjectedError ? OUTCOME.fault : OUTCOME.failure, env.clock.now() - start);
+      const fallback = fallbackFor(call, error);
+      if (fallback !== undefined) {
+        // The failing Response is not handed out: its body is cancelled, so its connection goes back to the pool.
+        call.transport.discard(result.value, call);
+        call.release();
+        return runFallback(call, fallback, error instanceof FaultInjectedError ? error : responseFailure(call, result));
+      }
       call.end(result.value);
       return result.value;
     } finally {
       if (shared.queue === undefined || !shared.queue.handOver()) shared.active--;
     }
   }
+}
+
+/**
+ * The guard's verdict on a call about to be admitted (clock reading `now`): throttling first, so a call it
+ * refuses takes no place under the limit; then the adaptive limit, which a fixed `maxConcurrent` below caps.
+ */
+function overloaded(call: Call, guard: OverloadGuard, now: number): AdmissionRejectedError | BulkheadFullError | undefined {
+  const name = call.target.name;
+  const throttle = guard.throttle;
+  if (throttle !== undefined) {
+    const p = throttle.draw(now);
+    if (p > 0) return new AdmissionRejectedError(name, p);
+  }
+  const limiter = guard.limiter;
+  if (limiter !== undefined) {
+    const active = call.target.shared.active;
+    // Over the limit: rejected at once, never queued (a queue would add the latency the limit keeps away).
+    if (active >= limiter.limit) return new BulkheadFullError(name, limiter.limit, 'adaptiveConcurrency');
+    limiter.admitted(active + 1);
+  }
+  return undefined;
+}
+
+/**
+ * A call of the guard that succeeded (`end`: the winning attempt's end): an accept, and an RTT sample from when it
+ * was sent (`start`, its admission, decides which min RTT measure it belongs to).
+ */
+function succeeded(guard: OverloadGuard, start: number, sentAt: number, end: number): void {
+  guard.throttle?.accept(end);
+  guard.limiter?.sample(start, end - sentAt, end);
+}
+
+/** Refused locally before the call began: counted as `rejected`, reported, then its fallback or the error. */
+function refuse(call: Call, error: AdmissionRejectedError | BulkheadFullError): Promise<unknown> {
+  const { target, env } = call;
+  ended(target, OUTCOME.rejected);
+  let reason: 'admission' | 'adaptive-concurrency' | 'bulkhead';
+  if (error instanceof AdmissionRejectedError) {
+    target.metrics.admissionRejections++;
+    reason = 'admission';
+  } else {
+    reason = error.source === 'adaptiveConcurrency' ? 'adaptive-concurrency' : 'bulkhead';
+  }
+  if (env.events.has('rejected')) env.events.emit('rejected', { service: target.name, reason });
+  const fallback = fallbackFor(call, error);
+  return fallback === undefined ? Promise.reject(error) : runFallback(call, fallback, error);
+}
+
+/** The caller's deadline had passed: a failed call (outcome `timeout`), never admitted, nothing touched. */
+function spentDeadline(call: Call): Promise<unknown> {
+  const error = new TimeoutError(call.target.name, 'total', 0);
+  ended(call.target, OUTCOME.timeout);
+  const fallback = fallbackFor(call, error);
+  return fallback === undefined ? Promise.reject(error) : runFallback(call, fallback, error);
 }
 
 /** Records how a call that did not succeed ended: for the service, and for its route's backend. */

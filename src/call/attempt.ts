@@ -2,6 +2,7 @@ import type { Endpoint } from '../endpoint/endpoint.js';
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import { MeshClosedError, TimeoutError } from '../errors.js';
 import { LATER, type Abortable, type TransportAttempt } from '../transport/attempt-context.js';
+import { formatGrpcTimeout } from '../transport/deadline.js';
 import type { Expiring, TimeoutList } from '../util/timeout-list.js';
 import type { AttemptEnd, Call, LiveAttempt } from './call.js';
 import { settle } from './settle.js';
@@ -101,6 +102,17 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
 
   get deadline(): number {
     return Date.now() + (this.call.expiresAt - this.call.env.clock.now());
+  }
+
+  get timeLeftMs(): number {
+    const left = this.call.expiresAt - this.call.env.clock.now();
+    return left > 0 ? Math.floor(left) : 0;
+  }
+
+  /** Read only by a function that wants it: nothing is computed per attempt otherwise. */
+  get grpcTimeout(): string | undefined {
+    const call = this.call;
+    return call.target.policy.deadline === false ? undefined : formatGrpcTimeout(call.expiresAt - call.env.clock.now());
   }
 
   /**

@@ -5,6 +5,8 @@ import { AttemptFailure } from './failure.js';
 /** What a failed call hands out: the failing value itself (fetch semantics), or nothing (it throws). */
 export interface FailedResult {
   readonly value: unknown;
+  /** Every attempt the call made, for the error a `fallback` is shown in place of that value. */
+  readonly attempts: readonly AttemptRecord[];
 }
 
 /**
@@ -27,7 +29,7 @@ export function failedResult(call: Call, error: unknown): FailedResult {
     // A failing response is still fetch's answer; a plain value `classify` called a failure is not an answer.
     if (error.value !== undefined && !error.discarded && call.transport.statusOf(error.value) !== undefined) {
       call.winner = error.attempt;
-      return { value: error.value };
+      return { value: error.value, attempts: records };
     }
     const last = error.error;
     if (last instanceof TimeoutError) {
@@ -39,7 +41,7 @@ export function failedResult(call: Call, error: unknown): FailedResult {
   if (error instanceof FaultInjectedError) {
     // An injected abort answers as the transport would: a synthetic Response on fetch paths.
     const value = call.transport.faultValue?.(error);
-    if (value !== undefined) return { value };
+    if (value !== undefined) return { value, attempts: records };
     throw error;
   }
   if (error instanceof TimeoutError && error.scope === 'total') error.attempts = records;

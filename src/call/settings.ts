@@ -16,6 +16,10 @@ export interface CallSettings {
   /** False when the request body is a stream: such a request is never replayed. */
   readonly replayable: boolean;
   readonly attemptMs: number;
+  /**
+   * The call's total bound: the policy's (or the per-call `timeout`'s), or less when a per-call `deadline` leaves
+   * less. It may be <= 0 (the deadline has passed): admission then fails the call before touching anything.
+   */
   readonly totalMs: number;
   readonly retry: false | ResolvedRetry;
   /** Hedging, already limited to idempotent, replayable requests; false otherwise. */
@@ -80,6 +84,7 @@ export function callSettings(
   }
   if (signal !== undefined && !isSignal(signal)) throw new TypeError('options.signal must be an AbortSignal');
   if (options.fallback !== undefined && typeof options.fallback !== 'function') throw new TypeError('options.fallback must be a function');
+  const totalMs = options.timeout?.totalMs ?? policy.timeout.totalMs;
   const idempotent = options.idempotent ?? idempotentByRule;
   const hedge = options.hedge === undefined ? policy.hedge : resolveHedge(options.hedge);
   return {
@@ -89,10 +94,31 @@ export function callSettings(
     replayable,
     hedge: idempotent && replayable ? hedge : false,
     attemptMs: options.timeout?.attemptMs ?? policy.timeout.attemptMs,
-    totalMs: options.timeout?.totalMs ?? policy.timeout.totalMs,
+    // One field check when no deadline is given.
+    totalMs: options.deadline === undefined ? totalMs : boundedBy(options.deadline, totalMs),
     retry: options.retry === undefined ? policy.retry : overrideRetry(policy.retry, options.retry),
     fallback: options.fallback ?? policy.fallback,
   };
+}
+
+/**
+ * A per-call `deadline` (epoch ms, `Date.now()`'s clock) over the total bound: what is left of it, whole
+ * milliseconds rounded down (the call never outlives it), when that is less. Read once, as the call is planned:
+ * from there on the call's own clock counts (`Call.begin`), so a wall-clock step does not move it.
+ */
+function boundedBy(deadline: unknown, totalMs: number): number {
+  if (typeof deadline !== 'number' || !Number.isFinite(deadline)) {
+    throw new TypeError(`options.deadline must be a finite number of epoch milliseconds (Date.now()'s clock, e.g. Date.now() + 250), got ${describe(deadline)}`);
+  }
+  const left = Math.floor(deadline - Date.now());
+  return left < totalMs ? left : totalMs;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (value === null) return 'null';
+  if (value instanceof Date) return 'a Date (pass date.getTime())';
+  return typeof value;
 }
 
 function isSignal(value: unknown): value is AbortSignal {

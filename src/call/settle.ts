@@ -38,6 +38,12 @@ export function settle(a: Attempt, end: AttemptEnd, result: unknown): void {
   target.metrics.attemptEnded(durationMs, now);
   if (state.breaker !== undefined && !a.probe) state.breaker.record(ok);
   target.health.record(state, ok, now);
+  // Load biasing, whatever the verdict (a 429 that `classify` calls a success still asks for less), and after the
+  // health record, whose revive (a breaker that closes) would otherwise wipe the charge at once.
+  if (end === 'value' && transport.loadPenaltyMs !== undefined) {
+    const penalty = transport.loadPenaltyMs(result);
+    if (penalty !== undefined) state.shed(penalty, now);
+  }
   if (ok) {
     target.shared.latencyWindow?.add(durationMs);
     if (env.events.has('success')) {

@@ -6,6 +6,7 @@ import type { ResolvedPolicy } from '../options.js';
 import type { RetryBudget } from '../resilience/budget.js';
 import type { BulkheadQueue } from '../resilience/bulkhead.js';
 import type { LatencyWindow } from '../resilience/latency-window.js';
+import type { OverloadGuard } from '../resilience/overload-guard.js';
 import type { CallSettings } from './settings.js';
 
 export type { BackendLabel };
@@ -22,8 +23,8 @@ export interface TargetHealth {
 
 /**
  * What every configuration of a service shares, and the call steps count into: its metrics, health, retry
- * budget, bulkhead queue and counters. The service itself: the steps reach it as `target.shared`, a plain field
- * (an accessor per counter would cost the call path its inlining budget).
+ * budget, bulkhead queue, overload guard and counters. The service itself: the steps reach it as `target.shared`,
+ * a plain field (an accessor per counter would cost the call path its inlining budget).
  */
 export interface SharedTarget {
   readonly name: string;
@@ -32,6 +33,11 @@ export interface SharedTarget {
   readonly budget: RetryBudget | undefined;
   /** Where calls wait for a bulkhead slot (`maxQueued` > 0). */
   readonly queue: BulkheadQueue | undefined;
+  /**
+   * The adaptive concurrency limit and the admission throttle the service's policy turns on, or undefined when
+   * both are off: the admission step's one field check for them.
+   */
+  readonly guard: OverloadGuard | undefined;
   /** Recent latencies, kept when a `'p95'` hedge delay needs them (created on first need). */
   latencyWindow: LatencyWindow | undefined;
   /** Calls in flight (the bulkhead counts these). */

@@ -42,6 +42,11 @@ export class EndpointState {
   breaker: EndpointBreaker | undefined;
   /** Its outlier detector (absent when the policy turns ejection off). */
   outlier: OutlierDetector | undefined;
+  /**
+   * Ejected by active health checks (Envoy's FAILED_ACTIVE_HC flag), apart from the outlier detector's
+   * ejection: it ends on passed probes, not on a timer, and holds whether or not outlier detection is on.
+   */
+  failedHealthCheck = false;
 
   constructor(
     /** The endpoint as discovery last described it. */
@@ -65,12 +70,17 @@ export class EndpointState {
   usable(panic: boolean): boolean {
     const b = this.breaker;
     if (b !== undefined && !b.allowsRequest) return false;
-    return panic || this.outlier === undefined || !this.outlier.ejected;
+    return panic || (!this.failedHealthCheck && (this.outlier === undefined || !this.outlier.ejected));
   }
 
   /** Healthy for the panic threshold: breaker not open and not ejected. */
   get healthy(): boolean {
-    return !(this.breaker?.isOpen ?? false) && !(this.outlier?.ejected ?? false);
+    return !(this.breaker?.isOpen ?? false) && !this.ejected;
+  }
+
+  /** Out of the balancing set, by outlier detection or by active health checks. */
+  get ejected(): boolean {
+    return this.failedHealthCheck || (this.outlier?.ejected ?? false);
   }
 
   /** Takes a newer description of the same endpoint (weight, tags or zone may change). */
@@ -123,6 +133,19 @@ export class EndpointState {
       this.latency.observe(Math.max(rttMs, this.latency.get(now)), now);
       this.penalize(now);
     }
+  }
+
+  /**
+   * The endpoint asked to be spared (a 429, a `Retry-After`: the transport's `loadPenaltyMs`, Linkerd's load
+   * biasing): its latency takes `penaltyMs` as a peak, so P2C compares it as that slow and sends it less while
+   * the charge decays with the EWMA (τ 10 s by default: 5 s falls to an 80 ms peer's cost in about 40 s), rather
+   * than a fast 429 looking cheap and drawing traffic. Apart from the failure penalty, which fades in about a
+   * second and counts failures, not what the server asked for.
+   * A `revive` forgets it, as it forgets all past latency: the health machinery chose to give the endpoint
+   * traffic again, and a 429 on that traffic charges it again at once.
+   */
+  shed(penaltyMs: number, now: number): void {
+    this.latency.peak(penaltyMs, now);
   }
 
   /** Doubles the fading failure penalty. */

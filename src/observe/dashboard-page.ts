@@ -155,6 +155,7 @@ function renderService(name, s, routeSpecs, source, dt) {
   head.appendChild(kv('in flight', s.activeCalls, 'active'));
   head.appendChild(kv('calls', s.calls, 'calls'));
   head.appendChild(kv('retry budget', s.retryBudget === null ? 'off' : s.retryBudget, 'budget'));
+  if (s.adaptiveConcurrency) head.appendChild(kv('concurrency limit', s.adaptiveConcurrency.limit, 'limit'));
   head.appendChild(kv('discovery age', s.discoveryAgeMs === null ? '\\u2014' : (s.discoveryAgeMs / 1000).toFixed(0) + ' s', 'age'));
   head.appendChild(kv('balancer', s.balancer, 'balancer'));
   if (source) head.appendChild(kv('config from', source, 'source'));

@@ -96,7 +96,7 @@ export function renderMetrics(services: Iterable<Service>, options: RenderOption
   for (const v of views) for (const { state, label } of v.current) w.sample(F.endpointWeight.name, label, state.weight);
   w.family(F.endpointEjected);
   for (const v of views) {
-    for (const { state, label } of v.current) w.sample(F.endpointEjected.name, label, state.outlier?.ejected ? 1 : 0);
+    for (const { state, label } of v.current) w.sample(F.endpointEjected.name, label, state.ejected ? 1 : 0);
   }
   w.family(F.endpointInfo);
   for (const v of views) {
@@ -120,7 +120,7 @@ export function renderMetrics(services: Iterable<Service>, options: RenderOption
     let open = 0;
     for (const s of svc.endpoints.states) {
       if (s.breaker?.isOpen) open++;
-      else if (s.outlier?.ejected) ejected++;
+      else if (s.ejected) ejected++;
       else healthy++;
     }
     w.sample(F.endpoints.name, `${label},state="healthy"`, healthy);
@@ -148,7 +148,13 @@ export function renderMetrics(services: Iterable<Service>, options: RenderOption
       w.sample(F.breakerTransitions.name, `${label},state="${BREAKER_TRANSITIONS[i]}"`, svc.metrics.breakerTransitions[i]!);
     }
   }
-  perService(F.bulkheadRejections, (svc) => svc.metrics.outcomes[CALL_OUTCOMES.indexOf('rejected')]!);
+  // The `rejected` outcome less admission throttling's share: what the two concurrency limits refused.
+  perService(F.bulkheadRejections, (svc) => svc.metrics.outcomes[CALL_OUTCOMES.indexOf('rejected')]! - svc.metrics.admissionRejections);
+  // Every service, so a dashboard can plot in-flight calls against it: the fixed ceiling when nothing adapts.
+  perService(F.concurrencyLimit, (svc) => Math.min(svc.policy.maxConcurrent, svc.guard?.limiter?.limit ?? Infinity));
+  perService(F.admissionRejections, (svc) => svc.metrics.admissionRejections);
+  perService(F.admissionRejectProbability, (svc) => svc.guard?.throttle?.rejectProbability(now) ?? 0);
+  perService(F.fallbacks, (svc) => svc.metrics.fallbacks);
   perService(F.discoveryAge, (svc) => (svc.ready ? Math.max(0, now - svc.updatedAt) / 1_000 : undefined));
   perService(F.discoveryStale, (svc) => (svc.metrics.stale(svc.updatedAt, now, options.staleHoldMs) ? 1 : 0));
   perService(F.discoveryErrors, (svc) => svc.metrics.discoveryErrors);

@@ -1,5 +1,6 @@
 import type { EndpointState } from '../endpoint/endpoint-state.js';
 import {
+  AdmissionRejectedError,
   BulkheadFullError,
   CircuitOpenError,
   DiscoveryError,
@@ -19,9 +20,11 @@ import { RouteStats } from './route-stats.js';
  * - `timeout`: the total or attempt deadline (`TimeoutError`), or a bulkhead queue wait that timed out;
  * - `circuit_open`: every endpoint's breaker was open (`CircuitOpenError`);
  * - `unavailable`: no endpoint to call (`NoEndpointsError`, `DiscoveryError`);
- * - `rejected`: the bulkhead was full (`BulkheadFullError`);
+ * - `rejected`: refused locally before any attempt: the bulkhead or the adaptive concurrency limit was full
+ *   (`BulkheadFullError`), or admission throttling drew it (`AdmissionRejectedError`);
  * - `cancelled`: the caller aborted, or the mesh closed;
  * - `fault`: a route's fault injection aborted it (`FaultInjectedError`, or its synthetic Response).
+ * A call a `fallback` answered keeps the outcome of its failure (and is counted in {@link ServiceMetrics.fallbacks}).
  */
 export const CALL_OUTCOMES = ['success', 'failure', 'timeout', 'circuit_open', 'unavailable', 'rejected', 'cancelled', 'fault'] as const;
 
@@ -80,6 +83,10 @@ export class ServiceMetrics {
   /** Breaker transitions by the state entered, in {@link BREAKER_TRANSITIONS} order. */
   readonly breakerTransitions = new Float64Array(3);
   discoveryErrors = 0;
+  /** Calls admission throttling rejected (a part of the `rejected` outcome). */
+  admissionRejections = 0;
+  /** Failed calls a `fallback` was run for (whatever it then returned or threw). */
+  fallbacks = 0;
   /** Whether the latest discovery error left a stale list serving, and when it came (clock reading). */
   lastDiscoveryError: { readonly at: number; readonly stale: boolean } | undefined;
   private readonly retired: Retired[] = [];
@@ -166,7 +173,7 @@ export function callOutcomeOf(error: unknown, signal: AbortSignal | undefined): 
   if (error instanceof TimeoutError) return OUTCOME.timeout;
   if (error instanceof CircuitOpenError) return OUTCOME.circuit_open;
   if (error instanceof NoEndpointsError || error instanceof DiscoveryError) return OUTCOME.unavailable;
-  if (error instanceof BulkheadFullError) return OUTCOME.rejected;
+  if (error instanceof BulkheadFullError || error instanceof AdmissionRejectedError) return OUTCOME.rejected;
   if (error instanceof FaultInjectedError) return OUTCOME.fault;
   return OUTCOME.failure;
 }

@@ -61,6 +61,16 @@ export interface ServiceSnapshot {
   readonly retryBudget: number | null;
   /** Too few endpoints are healthy: ejected ones are balanced over too. */
   readonly panic: boolean;
+  /**
+   * The `adaptiveConcurrency` limit now, with the no-load RTT it compares against (`minRttMs`, 0 until first
+   * measured), the latest short-term RTT, and whether that minimum is being measured (the limit then sits at `min`);
+   * null when adaptive concurrency is off.
+   */
+  readonly adaptiveConcurrency: { readonly limit: number; readonly minRttMs: number; readonly rttMs: number; readonly probing: boolean } | null;
+  /** Admission throttling now: the rejection probability (0 to 1) and the window's counts; null when it is off. */
+  readonly admission: { readonly rejectProbability: number; readonly requests: number; readonly accepts: number } | null;
+  /** Failed calls a fallback was run for. */
+  readonly fallbacks: number;
   /** Milliseconds since the last good endpoint list. */
   readonly discoveryAgeMs: number | null;
   /** The current endpoints, in discovery order. */
@@ -88,6 +98,9 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
       failedCalls: svc.callFailures,
       retryBudget: svc.budget ? svc.budget.balance : null,
       panic: svc.health.panic,
+      adaptiveConcurrency: limitOf(svc),
+      admission: admissionOf(svc, now),
+      fallbacks: svc.metrics.fallbacks,
       discoveryAgeMs: svc.ready ? Math.round(now - svc.updatedAt) : null,
       endpoints: svc.endpoints.states.map((s) => ({
         id: s.id,
@@ -101,7 +114,7 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
         successes: s.successes,
         failures: s.failures,
         breaker: s.breaker ? s.breaker.state : 'off',
-        ejected: s.outlier?.ejected ?? false,
+        ejected: s.ejected,
       })),
       routes: routesOf(svc),
     };
@@ -110,6 +123,20 @@ export function takeSnapshot(services: ReadonlyMap<string, Service>, now: number
     define(out, name, snapshot);
   }
   return { services: out, config };
+}
+
+function limitOf(svc: Service): ServiceSnapshot['adaptiveConcurrency'] {
+  const limiter = svc.guard?.limiter;
+  if (limiter === undefined) return null;
+  const round = (ms: number): number => Math.round(ms * 100) / 100;
+  return { limit: limiter.limit, minRttMs: round(limiter.minRttMs), rttMs: round(limiter.lastRttMs), probing: limiter.probing };
+}
+
+function admissionOf(svc: Service, now: number): ServiceSnapshot['admission'] {
+  const throttle = svc.guard?.throttle;
+  if (throttle === undefined) return null;
+  const { requests, accepts } = throttle.counts(now);
+  return { rejectProbability: Math.round(throttle.rejectProbability(now) * 10_000) / 10_000, requests, accepts };
 }
 
 function routesOf(svc: Service): RouteSnapshot[] {

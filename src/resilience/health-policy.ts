@@ -7,7 +7,9 @@
 /**
  * Envoy's success-rate outlier detection (gRPC A50): every `outlier.intervalMs`, among endpoints with at least
  * `requestVolume` attempts in the interval, and when at least `minHosts` of them qualify, eject each endpoint whose
- * success rate is below mean − `stdevFactor` × stdev, with probability `enforcingPercent`.
+ * success rate is below mean − `stdevFactor` × stdev, with probability `enforcingPercent`. Endpoints already out
+ * are left out of the figures; outliers go worst first within `outlier.maxEjectionPercent`, for as long as any
+ * ejection (`baseEjectionMs` × times ejected); the `ejected` event says `reason: 'success-rate'`.
  * @example { successRate: { minHosts: 5, requestVolume: 100, stdevFactor: 1.9, enforcingPercent: 100 } }
  */
 export interface SuccessRatePolicy {
@@ -40,14 +42,19 @@ export interface FailurePercentPolicy {
 
 /**
  * A Gradient2 concurrency limit per service (Netflix concurrency-limits `Gradient2Limit`, the shape of Envoy's
- * adaptive concurrency filter): the limit follows long-term RTT ÷ short-term RTT. Calls over it are rejected with
- * `BulkheadFullError`. It replaces a fixed `maxConcurrent` for the service.
+ * adaptive concurrency filter): the limit follows long-term RTT ÷ short-term RTT, the long-term one being the no-load
+ * RTT measured as Envoy does (the limit held at `min` for 50 calls, every 30 s plus jitter). Calls over it are
+ * rejected at once with `BulkheadFullError` (`source: 'adaptiveConcurrency'`), never queued. It replaces a fixed
+ * `maxConcurrent` for the service; with both set, `maxConcurrent` caps it (and `maxQueued` waits for its slots only).
  * @example { adaptiveConcurrency: { initial: 20, min: 20, max: 200, smoothing: 0.2 } }
  */
 export interface AdaptiveConcurrencyPolicy {
   /** The limit to start from. Default 20. */
   initial?: number;
-  /** The lowest the limit goes. Default 20. */
+  /**
+   * The lowest the limit goes, and the concurrency the no-load RTT is measured at: keep it below the backend's own
+   * concurrency (its slots), or the measure includes a queue. Default 20.
+   */
   min?: number;
   /** The highest the limit goes. Default 200. */
   max?: number;
@@ -84,6 +91,18 @@ export interface DeadlinePolicy {
  * Active HTTP health checks (Envoy's): each endpoint of a service in use is probed with `GET path` every
  * `intervalMs` (jittered); `unhealthyThreshold` failures in a row eject it, `healthyThreshold` passes in a row bring
  * it back.
+ *
+ * - A probe is `GET http://host:port/path` (https with the service's `tls` policy; `Host` is the service name with
+ *   `host: 'service'`), on a connection of its own, closed once the status is in. A 2xx passes; anything else
+ *   fails, a redirect too (never followed), and so do a network error and `timeoutMs` passing.
+ * - The first probe of an endpoint comes at a random point of the first interval, and each interval is longer by
+ *   up to 10 %, so endpoints and processes do not probe in step.
+ * - A service with no call yet, or none for 60 s, is probed every 60 s instead (Envoy's `no_traffic_interval`).
+ * - An endpoint starts in service (discovery listed it); probes only take it out and bring it back.
+ * - The ejection goes through the same path as outlier detection (the `ejected` event with `reason:
+ *   'health-check'`, `restored`, the panic threshold) but is not capped by `outlier.maxEjectionPercent`, as Envoy
+ *   does not cap active checks: when too many fail, the panic threshold balances over all of them again.
+ * - Probes never count as calls (no metrics, no breaker, no outlier detection), and `close()` ends them all.
  * @example { healthCheck: { path: '/healthz', intervalMs: 5_000, timeoutMs: 1_000, unhealthyThreshold: 3, healthyThreshold: 2 } }
  */
 export interface HealthCheckPolicy {

@@ -15,7 +15,10 @@ export interface OutlierPolicy {
   maxEjectionMs?: number;
   /** Most endpoints ejected at once, in percent (one can always be). Default 10. */
   maxEjectionPercent?: number;
-  /** How often the statistical rules run over the attempts of the interval just ended. Default 10 s (Envoy's). */
+  /**
+   * How often the statistical rules run over the attempts of the interval just ended. Default 10 s (Envoy's). The
+   * timer is armed by traffic: a service with no attempt since the last run has none.
+   */
   intervalMs?: number;
   /** Success-rate ejection; `false` turns it off. Default on, as Envoy's (`{ minHosts: 5, requestVolume: 100, stdevFactor: 1.9 }`). */
   successRate?: false | SuccessRatePolicy;
@@ -46,6 +49,12 @@ export type OutlierState =
 
 export class OutlierDetector {
   state: OutlierState;
+  /**
+   * Attempts with a verdict, and failures, since the statistical rules last ran (Envoy's success-rate
+   * accumulator bucket): plain counters, so recording an attempt allocates nothing.
+   */
+  intervalAttempts = 0;
+  intervalFailures = 0;
 
   constructor(
     /** Mutable: `configure` may change the policy of a detector in place. */
@@ -61,6 +70,8 @@ export class OutlierDetector {
 
   /** Records an attempt's verdict. Returns true when the endpoint has now earned an ejection. */
   record(ok: boolean): boolean {
+    this.intervalAttempts++;
+    if (!ok) this.intervalFailures++;
     const s = this.state;
     if (s.kind !== 'active') return false;
     if (ok) {
@@ -87,8 +98,15 @@ export class OutlierDetector {
     const s = this.state;
     if (s.kind !== 'ejected' || now < s.until) return false;
     // In service since the ejection ended, not since the pick that noticed it (restoration is lazy).
+    this.resetInterval(); // what it did while ejected (in panic) is not what it does now
     this.state = { kind: 'active', failures: 0, timesEjected: s.timesEjected, since: s.until };
     return true;
+  }
+
+  /** Starts a new interval for the statistical rules. */
+  resetInterval(): void {
+    this.intervalAttempts = 0;
+    this.intervalFailures = 0;
   }
 
   /** When an ejected endpoint is due back (Infinity when active). */

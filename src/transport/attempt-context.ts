@@ -15,6 +15,14 @@ export interface AttemptContext {
   readonly service: string;
   /** The call's total deadline, in epoch milliseconds (comparable with `Date.now()`). */
   readonly deadline: number;
+  /**
+   * With the service's `deadline` policy on, the time the call has left as a gRPC `grpc-timeout` value (`'250m'`:
+   * at most 8 digits, in seconds, minutes or hours past that; `'1n'` when nothing is left), to put in the metadata
+   * of a raw gRPC request; computed when read. `undefined` with the policy off (then use `deadline`: the policy
+   * says whether the time left should reach the backend at all).
+   * @example metadata.set('grpc-timeout', ctx.grpcTimeout)
+   */
+  readonly grpcTimeout?: string | undefined;
   /** The endpoint this attempt goes to. */
   readonly endpoint: Endpoint;
   /** The name of the route that chose this call's backend; undefined when no route matched. */
@@ -48,6 +56,11 @@ export const LATER: unique symbol = Symbol('proxyless.later');
 export interface TransportAttempt extends AttemptContext {
   /** What the transport planned for this call (the dispatch options of the undici path). */
   readonly request: unknown;
+  /**
+   * What the call has left now, in whole ms rounded down, 0 when nothing: what the `deadline` policy's header
+   * carries, read as the attempt is sent (the call's clock, not `Date.now()`).
+   */
+  readonly timeLeftMs: number;
   /**
    * `target.abort` runs once when the attempt is aborted: timed out, hedged away, the caller's abort, the total
    * deadline or `close()`; at once if it already was. For a result that streams, it also runs on such a stop

@@ -1,5 +1,6 @@
 import { authority } from '../endpoint/endpoint.js';
-import type { AttemptFn } from './attempt-context.js';
+import type { AttemptContext, AttemptFn } from './attempt-context.js';
+import { timeLeftMs } from './deadline.js';
 import {
   cancelBody,
   classifyStatus,
@@ -7,10 +8,12 @@ import {
   isHeadersLike,
   isRequestLike,
   isResponseLike,
+  loadPenaltyMs,
   parseRetryAfter,
   type RequestLike,
 } from './http.js';
 import { describeCause, networkCause, provesUnsent } from './network-error.js';
+import { headerPairsWithout, type RequestHeaders } from './request-headers.js';
 import { parseServiceUrl } from './service-url.js';
 import type { Exchange, Transport } from './transport.js';
 
@@ -29,7 +32,7 @@ export const FETCH_INIT_KEYS: readonly string[] = Object.freeze([
 const REQUEST_MEMBERS = ['method', 'headers', 'redirect', 'integrity', 'keepalive', 'referrer', 'referrerPolicy', 'mode', 'credentials', 'cache'] as const;
 
 /** The mesh's own per-call keys, which never reach fetch. */
-const MESH_KEYS: ReadonlySet<string> = new Set(['hashKey', 'idempotent', 'timeout', 'retry', 'hedge', 'signal']);
+const MESH_KEYS: ReadonlySet<string> = new Set(['hashKey', 'idempotent', 'timeout', 'retry', 'hedge', 'deadline', 'fallback', 'signal']);
 
 /** A `mesh.fetch` taken apart once per call, so each attempt only swaps the authority. */
 export interface FetchPlan extends Exchange<Response> {
@@ -55,6 +58,8 @@ export const fetchTransport: Transport = {
       ? { kind: 'response', response: value as unknown as Response, service, attempt }
       : { kind: 'value', value, service, attempt },
   retryAfterMs: (value) => (isResponseLike(value) ? parseRetryAfter(value.headers.get('retry-after'), Date.now()) : undefined),
+  loadPenaltyMs: (value) =>
+    isResponseLike(value) && value.status >= 400 ? loadPenaltyMs(value.status, value.headers.get('retry-after')) : undefined,
   discard: (value, owner) => {
     if (isResponseLike(value)) cancelBody(value, owner);
   },
@@ -128,6 +133,37 @@ export function sendThrough(
     const d = dispatcher.get();
     if (!(d instanceof Promise)) return fetchImpl(url, { ...base, signal: ctx.signal, dispatcher: d } as RequestInit);
     return d.then((ready) => fetchImpl(url, { ...base, signal: ctx.signal, dispatcher: ready } as RequestInit));
+  };
+}
+
+/**
+ * The attempts of `plan` with the `deadline` policy on: each carries the time the call has left as it starts, in
+ * header `header` (lower case), so a retry or a hedge sends less than the attempt before it. The mesh's value
+ * replaces a header of that name the caller set (the caller's is dropped, whatever its case): the mesh knows the
+ * call's real deadline, and a caller that has a budget of its own passes it as `deadline` (`inboundDeadline(req)`),
+ * which the mesh's value then never exceeds. Through the service's dispatcher, as {@link sendThrough}, unless the
+ * caller brought one. The caller's headers are copied once per call; a plan without the policy never comes here.
+ */
+export function sendWithDeadline(
+  fetchImpl: (input: string, init: RequestInit) => Promise<Response>,
+  plan: FetchPlan,
+  dispatcher: { get(): object | Promise<object> } | undefined,
+  header: string,
+): AttemptFn<Response> {
+  const { prefix, rest, base } = plan;
+  const others = headerPairsWithout(base.headers as RequestHeaders, header);
+  const own = base.dispatcher === undefined ? dispatcher : undefined;
+  const init = (ctx: AttemptContext, d: object | undefined): RequestInit => {
+    const headers = [...others, [header, String(timeLeftMs(ctx))]];
+    return (d === undefined ? { ...base, headers, signal: ctx.signal } : { ...base, headers, signal: ctx.signal, dispatcher: d }) as RequestInit;
+  };
+  return (endpoint, ctx) => {
+    const url = prefix + authority(endpoint.host, endpoint.port) + rest;
+    if (own === undefined) return fetchImpl(url, init(ctx, undefined));
+    const d = own.get();
+    if (!(d instanceof Promise)) return fetchImpl(url, init(ctx, d));
+    // Read once the dispatcher is ready: the wait comes out of what is left.
+    return d.then((ready) => fetchImpl(url, init(ctx, ready)));
   };
 }
 

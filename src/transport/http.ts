@@ -68,6 +68,8 @@ export function classifyStatus(status: number, retryOn: ReadonlySet<number>): Ve
 /** Methods that RFC 9110 §9.2.2 calls idempotent: these may be retried after any retryable failure. */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 
+const HTTP_DATE_START = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]{0,6},? /;
+
 /**
  * Parses an HTTP `Retry-After` value (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
  * Returns milliseconds from `nowEpochMs`, or `undefined` when absent or unreadable.
@@ -76,9 +78,32 @@ export function parseRetryAfter(value: string | null, nowEpochMs: number): numbe
   if (value === null) return undefined;
   const v = value.trim();
   if (/^\d+$/.test(v)) return Number(v) * 1000;
+  // An HTTP-date in any of its three forms starts with a day name (RFC 9110 §5.6.7); Date.parse alone would
+  // read `-1` or `12-5` as dates in the past (a 0 ms wait) rather than refuse them.
+  if (!HTTP_DATE_START.test(v)) return undefined;
   const date = Date.parse(v);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, date - nowEpochMs);
+}
+
+/**
+ * Load biasing (Linkerd's, in its HTTP balancer): what a 429 without `Retry-After` charges its endpoint's latency
+ * estimate, and the most a `Retry-After` can charge (a longer ask is read as this: the charge only has to outlast
+ * the EWMA's memory, and a hostile header must not bury an endpoint for days).
+ */
+export const LOAD_PENALTY_MS = 5_000;
+export const LOAD_PENALTY_MAX_MS = 300_000;
+
+/**
+ * The latency charge of a response (see {@link LOAD_PENALTY_MS}), or `undefined` for none: a status of 400 or
+ * more with `Retry-After` charges its delay (capped), a 429 without one 5 s. 2xx and 3xx charge nothing: callers
+ * check `status >= 400` before they read the header, so a plain 200 reads none (RFC 9110 §10.2.3 gives
+ * Retry-After on a 3xx another meaning: when to follow the redirect). An unreadable Retry-After counts as absent.
+ */
+export function loadPenaltyMs(status: number, retryAfter: string | null): number | undefined {
+  const asked = retryAfter === null ? undefined : parseRetryAfter(retryAfter, Date.now());
+  if (asked === undefined) return status === 429 ? LOAD_PENALTY_MS : undefined;
+  return asked > LOAD_PENALTY_MAX_MS ? LOAD_PENALTY_MAX_MS : asked;
 }
 
 /** A discarded body is read to its end (so its connection can be reused) up to this many bytes... */

@@ -30,6 +30,37 @@ export function withHeader(headers: RequestHeaders, name: string, value: string)
   return out;
 }
 
+/**
+ * `headers` as name/value pairs (fetch's `HeadersInit` sequence), less every header named `name` (lower case,
+ * matched without regard to case): the base a header of the mesh's own is appended to, per attempt. Made once
+ * per call, and only when such a header is sent.
+ */
+export function headerPairsWithout(headers: RequestHeaders, name: string): [string, string][] {
+  const out: [string, string][] = [];
+  if (headers !== null && headers !== undefined) {
+    forEachHeader(headers, (key, value) => {
+      if (key.toLowerCase() !== name) out.push([key, value]);
+    });
+  }
+  return out;
+}
+
+/**
+ * `headers` as an object (undici's dispatch shape: a repeated name becomes an array), less every header named
+ * `name` (lower case, matched without regard to case). Made once per call, and only when such a header is sent.
+ */
+export function headerObjectWithout(headers: RequestHeaders, name: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  if (headers !== null && headers !== undefined) {
+    forEachHeader(headers, (key, value) => {
+      if (key.toLowerCase() === name) return;
+      const prev = out[key];
+      out[key] = prev === undefined ? value : ([] as string[]).concat(prev, value);
+    });
+  }
+  return out;
+}
+
 function forEachHeader(headers: NonNullable<RequestHeaders>, visit: (name: string, value: string) => void): void {
   if (Array.isArray(headers)) {
     if (headers.length > 0 && Array.isArray(headers[0])) {

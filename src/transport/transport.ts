@@ -66,6 +66,12 @@ export interface Transport {
   /** How long the server asked to wait before a retry (`Retry-After`), in ms, or `undefined`. */
   retryAfterMs(value: unknown): number | undefined;
   /**
+   * How long the endpoint asked to be spared, as a latency charge in ms (load biasing: a 429, a `Retry-After` on
+   * a failing status; see `loadPenaltyMs` in http.ts), or `undefined`. Absent on a transport without such
+   * signals (`mesh.call`'s), so its calls pay one property check. Cheap on a 2xx: no header is read.
+   */
+  loadPenaltyMs?(value: unknown): number | undefined;
+  /**
    * Frees a result the caller will never get (a response body is drained, so its connection is reused). The
    * `owner` (the call) can end such background work sooner: the mesh's close() does.
    */
@@ -81,6 +87,11 @@ export interface Transport {
    * reject with the `FaultInjectedError` itself (`mesh.call`).
    */
   faultValue?(fault: { readonly status: number; readonly route: string }): unknown;
+  /**
+   * `false` when a `fallback`'s value cannot be what the call resolves with on this transport (the undici
+   * dispatcher hands its caller's handler a response, never a value): a failed call then keeps its failure.
+   */
+  readonly fallback?: false;
 }
 
 /** One request as a transport planned it: how to send it, and the facts the retry rules need. */

@@ -145,7 +145,7 @@ export function makeMeshDispatcher(undici: UndiciModule): (mesh: Mesh, options?:
         (scheme: 'http:' | 'https:'): SendAttempt =>
         (endpoint, attempt) => {
           const { pool, servername } = this.#pools.get(attempt.service, scheme, endpoint);
-          const opts = (attempt.request as CallerSink).opts as Dispatcher.DispatchOptions;
+          const opts = (attempt.request as CallerSink).optionsFor(attempt) as Dispatcher.DispatchOptions;
           const response = makeResponse(attempt);
           const sent = servername === undefined ? opts : ({ ...opts, servername } as Dispatcher.DispatchOptions);
           pool.dispatch(sent, response as unknown as Dispatcher.DispatchHandler);

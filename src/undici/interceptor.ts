@@ -65,7 +65,7 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
       const send: Record<'http:' | 'https:', SendAttempt> = {
         'http:': (endpoint, attempt) => {
           const response = makeResponse(attempt);
-          const opts = { ...((attempt.request as CallerSink).opts as Dispatcher.DispatchOptions), origin: `http://${authority(endpoint.host, endpoint.port)}` };
+          const opts = { ...((attempt.request as CallerSink).optionsFor(attempt) as Dispatcher.DispatchOptions), origin: `http://${authority(endpoint.host, endpoint.port)}` };
           dispatch(opts, response as unknown as Dispatcher.DispatchHandler);
           return LATER;
         },
@@ -74,7 +74,7 @@ export function makeMeshInterceptor(undici: UndiciModule): (mesh: Mesh) => Dispa
         'https:': (endpoint, attempt) => {
           const response = makeResponse(attempt);
           const opts = {
-            ...((attempt.request as CallerSink).opts as Dispatcher.DispatchOptions),
+            ...((attempt.request as CallerSink).optionsFor(attempt) as Dispatcher.DispatchOptions),
             origin: `https://${authority(endpoint.host, endpoint.port)}`,
             servername: servernameFor(core.service(attempt.service).policy.tls, attempt.service, endpoint.host),
           } as Dispatcher.DispatchOptions;

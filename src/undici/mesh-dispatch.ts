@@ -8,7 +8,7 @@ import type { Backend } from '../routing/backend.js';
 import { requestFacts, type RequestFacts } from '../config/route-match.js';
 import type { LATER, TransportAttempt } from '../transport/attempt-context.js';
 import { IDEMPOTENT_METHODS } from '../transport/http.js';
-import { requestHeader, withHeader, type RequestHeaders } from '../transport/request-headers.js';
+import { headerObjectWithout, requestHeader, withHeader, type RequestHeaders } from '../transport/request-headers.js';
 import type { AttemptResponse } from './response.js';
 import { sinkFor, type AnyHandler, type CallerSink } from './sink.js';
 import { undiciTransport } from './transport.js';
@@ -151,7 +151,9 @@ class DiscoveryWait {
 /**
  * The call of one dispatch: its route (matched here as on mesh.fetch) and backend, settings, fault, and the
  * options each attempt dispatches (`Host` set when the target's policy says `host: 'service'`: the target's
- * service, which a `{ service }` backend makes another one).
+ * service, which a `{ service }` backend makes another one; the time left, with the `deadline` policy on).
+ * No per-call mesh option is read here (a dispatch carries undici's options only), so no per-call `deadline`
+ * either: the policy's `totalMs` bounds the call.
  */
 function planCall(core: MeshCore, svc: Service, opts: DispatchOptions, sink: CallerSink, send: SendAttempt): Call {
   const method = typeof opts.method === 'string' ? opts.method : 'GET';
@@ -168,7 +170,14 @@ function planCall(core: MeshCore, svc: Service, opts: DispatchOptions, sink: Cal
   const settings = settingsFor(target, idempotent, replayableBody(opts.body), hashKey);
   const call = new Call(core.env, target, settings, undiciTransport, send as unknown as Call['send']);
   if (route !== undefined) call.drawn = { fault: route.drawFault(), mirror: undefined };
-  sink.opts = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', target.name) } : opts;
+  const sent = policy.host === 'service' ? { ...opts, headers: withHeader(opts.headers, 'host', target.name) } : opts;
+  // The `deadline` policy: each attempt adds the time left (CallerSink.optionsFor) to headers without the caller's.
+  const deadline = policy.deadline;
+  if (deadline === false) sink.opts = sent;
+  else {
+    sink.opts = { ...sent, headers: headerObjectWithout(sent.headers, deadline.header) };
+    sink.deadlineHeader = deadline.header;
+  }
   call.request = sink;
   return call;
 }

@@ -36,6 +36,11 @@ export abstract class CallerSink implements Sink {
   protected response: AttemptResponse | undefined;
   /** What each attempt dispatches (the caller's options, with `Host` set for `host: 'service'`). */
   opts: object | undefined;
+  /**
+   * With the `deadline` policy on, its header (lower case): each attempt adds the time left to `opts`' headers
+   * (from which the caller's header of that name was dropped). Undefined otherwise, and then `opts` goes as is.
+   */
+  deadlineHeader: string | undefined;
   /** The mesh call this dispatch runs as; the caller's abort stops it (before it started, nothing is sent). */
   call: { stop(reason: unknown): void } | undefined;
   /** The caller has heard its end or its error: nothing more reaches it. */
@@ -55,6 +60,17 @@ export abstract class CallerSink implements Sink {
       if (response.streaming) response.abort(why);
       this.error(why);
     }
+  }
+
+  /**
+   * What an attempt dispatches: `opts`, plus (with the `deadline` policy on) the time the call has left as the
+   * attempt starts, so each retry or hedge carries less. One field check when the policy is off.
+   */
+  optionsFor(attempt: { readonly timeLeftMs: number }): object {
+    const header = this.deadlineHeader;
+    const opts = this.opts as { readonly headers?: object };
+    if (header === undefined) return opts;
+    return { ...opts, headers: { ...opts.headers, [header]: String(attempt.timeLeftMs) } };
   }
 
   /** Refuses the request before anything is sent: the caller is handed its abort, then hears `error`. */

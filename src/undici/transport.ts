@@ -1,5 +1,5 @@
 import { explainFetchFailure } from '../transport/fetch.js';
-import { classifyStatus, parseRetryAfter } from '../transport/http.js';
+import { classifyStatus, loadPenaltyMs, parseRetryAfter } from '../transport/http.js';
 import { provesUnsent } from '../transport/network-error.js';
 import type { Transport } from '../transport/transport.js';
 import { AttemptResponse } from './response.js';
@@ -32,6 +32,8 @@ export const undiciTransport: Transport = {
       ? { kind: 'response', response: asResponse(value), service, attempt }
       : { kind: 'value', value, service, attempt },
   retryAfterMs: (value) => (value instanceof AttemptResponse ? parseRetryAfter(value.header('retry-after'), Date.now()) : undefined),
+  loadPenaltyMs: (value) =>
+    value instanceof AttemptResponse && value.statusCode >= 400 ? loadPenaltyMs(value.statusCode, value.header('retry-after')) : undefined,
   discard: (value, owner) => {
     if (value instanceof AttemptResponse) value.discard(owner);
   },
@@ -42,4 +44,6 @@ export const undiciTransport: Transport = {
     return (typeof code === 'string' && REFUSED_BEFORE_SENDING.has(code)) || provesUnsent(error, endpoint, true);
   },
   explain: explainFetchFailure,
+  // A dispatch handler takes a response, not a value: a fallback is not run on this path (see Transport.fallback).
+  fallback: false,
 };

@@ -24,6 +24,17 @@ export class PeakEwma {
     this.stamp = now;
   }
 
+  /**
+   * Raises the cost to `costMs` at once when that is above the decayed cost (a peak, as a sample above the cost
+   * is), without the blend `observe` applies below it; it then decays like any peak. For a penalty that must
+   * enter exactly (load biasing): `observe` would land a little above it when the stored cost was higher still.
+   */
+  peak(costMs: number, now: number): void {
+    if (costMs <= this.get(now)) return;
+    this.cost = costMs;
+    this.stamp = now;
+  }
+
   /** The decayed cost at `now`, without recording a sample. */
   get(now: number): number {
     const td = now - this.stamp;

@@ -10,6 +10,24 @@ export interface Expiring {
 }
 
 /**
+ * The key of the list a duration goes in, so that durations that vary per call (a per-call `deadline` leaves a
+ * different total each time, so may a per-call `timeout`) share a bounded number of lists instead of making one
+ * each: 32 ms and under stay exact, above that 16 keys per doubling (the duration rounded up to the next of
+ * them), so a list holds durations within 1/16 of each other and there are at most 450 lists up to
+ * setTimeout's 2^31 − 1 ms. An entry keeps its own `expiresAt`: the key only groups, it never moves an expiry;
+ * an entry that expires before the ones added just before it walks back past them (the spread within a key
+ * bounds that walk). A fixed duration keeps one key, so a policy's calls still append in order. Integer
+ * arithmetic only: it runs on every call.
+ */
+export function durationKey(ms: number): number {
+  const n = Math.ceil(ms);
+  if (!(n > 32)) return n; // NaN and <= 0 too: such calls never reach a list
+  if (n > 0x7fffffff) return n; // past setTimeout's limit (validated away): its own key
+  const shift = 27 - Math.clz32(n); // n in [2^k, 2^(k+1)) → k − 4: 16 steps of 2^shift per doubling
+  return (((n - 1) >> shift) + 1) * (1 << shift);
+}
+
+/**
  * Timeouts of one fixed duration, driven by one timer. Entries added with the same duration mostly expire in
  * the order they were added, so a doubly linked list kept in expiry order is sorted by appending: adding is an
  * O(1) append (it walks back from the tail only past entries that expire later, which a fixed duration makes

@@ -36,7 +36,7 @@ export const METRIC_FAMILIES = {
   endpointLatency: family('endpoint_latency_ewma_seconds', 'gauge', ['service', 'endpoint'],
     'Peak-EWMA latency of the endpoint, as the balancer measures it (a failure never lowers it).'),
   endpointWeight: family('endpoint_weight', 'gauge', ['service', 'endpoint'], 'Effective weight of the endpoint.'),
-  endpointEjected: family('endpoint_ejected', 'gauge', ['service', 'endpoint'], '1 while outlier detection ejects the endpoint.'),
+  endpointEjected: family('endpoint_ejected', 'gauge', ['service', 'endpoint'], '1 while outlier detection or a failing health check ejects the endpoint.'),
   endpointInfo: family('endpoint_info', 'gauge', ['service', 'endpoint', 'zone'], 'Always 1; carries the endpoint zone.'),
   breakerState: family('breaker_state', 'gauge', ['service', 'endpoint', 'state'],
     '1 for the state the endpoint breaker is in (closed, open, half-open), 0 for the others.'),

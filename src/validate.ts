@@ -4,7 +4,7 @@ import { isPrime, MAX_MAGLEV_TABLE_SIZE } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import type { MeshOptions, Policy } from './options.js';
 import { serviceNameProblem } from './util/service-name.js';
-import { OUTLIER_KEYS, validateHealthPolicy, validateOutlierRules } from './validate-health.js';
+import { OUTLIER_KEYS, validateAdaptiveBounds, validateHealthPolicy, validateOutlierRules } from './validate-health.js';
 import { boolean, HEADER_NAME, integer, MAX_TIMER_MS, nonNegative, nonNegativeMs, percent, plainObject, positive, positiveMs, unknownKeys } from './validate-primitives.js';
 
 export { HEADER_NAME, integer, MAX_TIMER_MS, nonNegative, nonNegativeMs, percent, plainObject, positiveMs, unknownKeys };
@@ -36,6 +36,7 @@ export function validateMeshOptions(options: MeshOptions): void {
       validatePolicy(policy, `services.${name}`);
     }
   }
+  validateAdaptiveBounds(options.defaults, options.services);
   if (options.config !== undefined) {
     const sources = Array.isArray(options.config) ? options.config : [options.config];
     sources.forEach((source: unknown, i) => {

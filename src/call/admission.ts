@@ -101,7 +101,7 @@ export class AdmissionStep implements Step {
         ended(target, callOutcomeOf(final, signal), now - start);
         call.release();
         // A timeout is latency evidence for the limit (Netflix samples a dropped call's RTT too); other failures are not.
-        if (guard?.limiter !== undefined && final instanceof TimeoutError) guard.limiter.sample(start, now - sentAt, now);
+        if (guard?.limiter !== undefined && final instanceof TimeoutError) guard.limiter.timedOut(start, now - sentAt, now);
         const fallback = fallbackFor(call, final);
         if (fallback === undefined) throw final;
         // Returned, not awaited: the `finally` frees the slot first, and a fallback's rejection is not caught here.

@@ -3,6 +3,7 @@ import { define } from '../util/own.js';
 import type { Policy, ResolvedPolicy } from '../options.js';
 import { plainConfig, snapshotInput } from './plain.js';
 import type { MeshConfigInput, MeshConfigView, RouteSpec, SubsetSpec } from './types.js';
+import { validateAdaptiveBounds } from '../validate-health.js';
 import { validateConfigInput, validateRouting } from './validate-config.js';
 
 /** What one service gets of the configuration in force. */
@@ -127,6 +128,8 @@ export class ConfigStore {
     const effective = merge(api, layers);
     // Each layer is valid alone; the merge must be too (a source's route may name a subset of the API's).
     validateRouting(effective.routes, effective.subsets);
+    // And bounds set across layers (`defaults` in one, a service's `max` in another) hold as each service resolves.
+    validateAdaptiveBounds(effective.defaults, effective.services);
     return { api, layers, effective };
   }
 }

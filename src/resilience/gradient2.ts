@@ -122,7 +122,7 @@ export class Gradient2Limit {
   }
 
   /**
-   * A call admitted at `start` ended at `now` after `rttMs` (a success, or a timeout: latency evidence either way).
+   * A call admitted at `start` ended at `now` after `rttMs` (a success; a timeout comes through {@link timedOut}).
    * Other failures are not samples (Netflix's `onIgnore`): a fast 503 says nothing about queueing.
    */
   sample(start: number, rttMs: number, now: number): void {
@@ -149,6 +149,15 @@ export class Gradient2Limit {
       this.update(this.sum / this.count, this.maxInflight, now);
       this.openWindow(now);
     }
+  }
+
+  /**
+   * A call admitted at `start` timed out after `rttMs`: a lower bound on its RTT. It is a sample only when above
+   * what a call without queueing takes (1.25 × the min RTT). A shorter one ran out of a deadline it was given
+   * almost spent (an inbound deadline): counted as a fast call, it would raise the limit just as the backend slows.
+   */
+  timedOut(start: number, rttMs: number, now: number): void {
+    if (rttMs > RTT_TOLERANCE * this.minRttMs) this.sample(start, rttMs, now);
   }
 
   /** Gradient2Limit._update with the measured min RTT as the long-term RTT. */

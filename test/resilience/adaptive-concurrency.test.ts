@@ -48,6 +48,27 @@ describe('adaptiveConcurrency', () => {
     await mesh.close();
   });
 
+  it('a `rejected` listener that throws changes nothing: the call still gets its error or its fallback', async () => {
+    const mesh = createMesh({
+      registry: staticRegistry({ api: ['127.0.0.1:1'] }),
+      services: { api: { ...quiet, adaptiveConcurrency: { initial: 1, min: 1, max: 1 } } },
+    });
+    const reported: unknown[] = [];
+    mesh.on('rejected', () => {
+      throw new Error('listener bug');
+    });
+    mesh.on('listener-error', (e) => reported.push(e.error));
+    const gate = deferred();
+    const first = mesh.call('api', () => gate.promise.then(() => 'ok'));
+    await expect(mesh.call('api', async () => 'x')).rejects.toBeInstanceOf(BulkheadFullError);
+    expect(await mesh.call('api', async () => 'x', { fallback: () => 'fell back' })).toBe('fell back');
+    gate.resolve();
+    expect(await first).toBe('ok');
+    expect(reported).toHaveLength(2);
+    expect(mesh.snapshot().services.api!.activeCalls).toBe(0);
+    await mesh.close();
+  });
+
   it('with maxConcurrent too, the lower of the two binds, and the error names which', async () => {
     for (const [maxConcurrent, source, limit] of [[2, 'maxConcurrent', 2], [10, 'adaptiveConcurrency', 4]] as const) {
       const mesh = createMesh({
@@ -112,6 +133,8 @@ describe('adaptiveConcurrency', () => {
     expect((await settled).every((r) => r === 'ok')).toBe(true);
     // No limit in force any more: the gauge says so (+Inf), as for any service without one.
     expect(value(parseExposition(mesh.metrics()), 'proxyless_concurrency_limit', { service: 'api' })).toBe(Infinity);
+    // Spelled as the text format 0.0.4 spells it (the parser above would also take JavaScript's `Infinity`).
+    expect(mesh.metrics()).toContain('\nproxyless_concurrency_limit{service="api"} +Inf\n');
     await mesh.close();
   });
 });

@@ -157,6 +157,33 @@ describe('fallback', () => {
     expect(fallback).not.toHaveBeenCalled();
   });
 
+  it('is not run when the caller’s abort or close() lands after the last attempt failed', async () => {
+    // The stop comes from a `failure` listener: after the attempt's verdict, before the call decides its result.
+    const fallback = vi.fn(() => 'no');
+    const aborting = mesh({ registry: staticRegistry({ api: ['127.0.0.1:1'] }), services: { api: { ...quiet, fallback } } });
+    const controller = new AbortController();
+    aborting.on('failure', () => controller.abort(new Error('mine')));
+    await expect(aborting.call('api', down, { signal: controller.signal })).rejects.toBeInstanceOf(CallFailedError);
+    const closing = mesh({ registry: staticRegistry({ api: ['127.0.0.1:1'] }), services: { api: { ...quiet, fallback } } });
+    closing.on('failure', () => void closing.close());
+    await expect(closing.call('api', down)).rejects.toBeInstanceOf(CallFailedError);
+    expect(fallback).not.toHaveBeenCalled();
+  });
+
+  it('a fallback still pending when the caller aborts: the call rejects with the abort reason', async () => {
+    const m = mesh({ registry: staticRegistry({ api: [] }), services: { api: quiet } });
+    const controller = new AbortController();
+    // Given a signal, a fallback that settles still answers.
+    expect(await m.call('api', down, { signal: controller.signal, fallback: async () => 'cached' })).toBe('cached');
+    let started = false;
+    const never = (): Promise<never> => ((started = true), new Promise<never>(() => {}));
+    const pending = m.call('api', down, { signal: controller.signal, fallback: never });
+    await vi.waitFor(() => expect(started).toBe(true));
+    const reason = new Error('gave up');
+    controller.abort(reason);
+    await expect(pending).rejects.toBe(reason);
+  });
+
   it('is skipped on the undici dispatcher path (a dispatch handler takes a response, not a value)', async () => {
     const fallback = vi.fn(() => 'no');
     const b = await backend((_req, res) => res.writeHead(503).end('unavailable'));

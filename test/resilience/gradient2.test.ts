@@ -95,6 +95,23 @@ describe('Gradient2Limit (Gradient2 with Envoy min RTT sampling)', () => {
     expect(limit.minRttMs).toBe(20);
   });
 
+  it('a timeout shorter than a call without queueing takes (a deadline given almost spent) is not a fast sample', () => {
+    const limit = new Gradient2Limit({ ...policy, initial: 40 }, seededRng(1), 0);
+    let t = feed(limit, 0, 50, 20, 4);
+    expect(limit.limit).toBe(40);
+    // The backend slowed to 60 ms; meanwhile most calls arrive with 2 ms left of their caller's deadline.
+    for (let w = 0; w < 10; w++, t += 10) {
+      t = feed(limit, t, 10, 60, limit.limit, 10);
+      for (let i = 0; i < 30; i++) limit.timedOut(t, 2, t + 2);
+    }
+    expect(limit.lastRttMs).toBe(60);
+    expect(limit.limit).toBeLessThan(40);
+    // A timeout past the no-load RTT is evidence of queueing, and counts.
+    limit.timedOut(t, 1_000, t + 1_000);
+    t = feed(limit, t + 1_000, 9, 60, limit.limit, 10);
+    expect(limit.lastRttMs).toBeCloseTo((9 * 60 + 1_000) / 10);
+  });
+
   it('stays a finite number with 0 ms samples (a clock that did not move) and ignores a clock that went back', () => {
     const limit = new Gradient2Limit(policy, seededRng(1), 0);
     let t = feed(limit, 0, 50, 0, 4);

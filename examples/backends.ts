@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 /** How a backend behaves. */
 export interface BackendOptions {
-  /** Shown in the demo's tables. */
+  /** Shown in the demo's tables; the demo also makes it the endpoint's id, so the dashboard shows it. */
   readonly name: string;
   /** Response delay, drawn uniformly from [minMs, maxMs]. 0/0 answers at once. */
   readonly minMs?: number;
@@ -22,7 +22,7 @@ export interface BackendOptions {
 export interface Backend {
   readonly name: string;
   readonly port: number;
-  /** `127.0.0.1:port`, the endpoint id the mesh gives it. */
+  /** `127.0.0.1:port`: the endpoint id a plain address list gives it (the demo gives `name` as the id instead). */
   readonly address: string;
   /** Requests the server saw. */
   readonly handled: () => number;

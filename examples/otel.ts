@@ -1,10 +1,12 @@
 /**
  * `npx tsx examples/otel.ts`: proxyless with OpenTelemetry, through `@opentelemetry/api` only (an optional peer).
  *
- * 1. {@link instrumentMesh} turns the mesh's events into OTel metrics: counters and an attempt-duration
- *    histogram from events, and observable gauges read from `mesh.snapshot()` at collection time.
- * 2. `withTraceContext(otel)` makes every attempt of `mesh.fetch` (retries and hedges too) carry the caller's
- *    trace context (`traceparent`).
+ * 1. `withTelemetry(mesh, otel)`, the one line most applications need: a span per call with a CLIENT span per
+ *    attempt (HTTP semantic conventions), each attempt sending its own `traceparent`, and OTel metrics that mirror
+ *    the Prometheus series (`http.client.request.duration`, `proxyless.client.*`). `main()` below uses it.
+ * 2. Lighter alternatives, when you want no spans of the mesh's own: `withTraceContext(otel)` makes every attempt
+ *    of `mesh.fetch` carry the caller's trace context, and {@link instrumentMesh} turns the mesh's events into OTel
+ *    metrics (counters and an attempt-duration histogram from events, gauges from `mesh.snapshot()`).
  *
  * In an application, an SDK registers the real pieces (`@opentelemetry/sdk-node`: a MeterProvider with an OTLP
  * or Prometheus exporter, the W3C propagator, the AsyncLocalStorage context manager). So that this file runs
@@ -20,7 +22,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import * as otel from '@opentelemetry/api';
-import { createMesh, staticRegistry, withTraceContext, type Mesh, type MeshEvents } from 'proxyless';
+import { createMesh, staticRegistry, withTelemetry, type Mesh, type MeshEvents } from 'proxyless';
 
 /** Attribute names: OTel's semantic conventions where one exists (`server.*`), else `proxyless.*`. */
 const attrs = (service: string, endpoint?: { host: string; port: number }, extra?: otel.Attributes): otel.Attributes => ({
@@ -129,8 +131,10 @@ async function main(): Promise<void> {
   });
   await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
   const address = `127.0.0.1:${(backend.address() as AddressInfo).port}`;
-  const mesh = createMesh({ registry: staticRegistry({ api: [address] }), fetch: withTraceContext(otel) });
-  const stop = instrumentMesh(mesh, otel.metrics.getMeter('proxyless-example'));
+  const mesh = createMesh({ registry: staticRegistry({ api: [address] }) });
+  // With an SDK registered, each attempt gets a span of its own and sends that span's traceparent; with the API
+  // alone (as here) spans are no-ops, and each attempt sends the caller's context.
+  const telemetry = withTelemetry(mesh, otel);
   try {
     // A span as an instrumented HTTP server would start it for an incoming request (here made by hand).
     const span = otel.trace.wrapSpanContext({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1 });
@@ -141,7 +145,7 @@ async function main(): Promise<void> {
     console.log(`traceparent inside a span: ${seen[0]}`);
     console.log(`traceparent with no span:  ${seen[1] ?? '(none)'}`);
   } finally {
-    stop();
+    telemetry.close();
     await mesh.close();
     backend.closeAllConnections();
     await new Promise((resolve) => backend.close(resolve));

@@ -15,9 +15,9 @@ export type InboundRequest =
 /** Options of {@link inboundDeadline}. */
 export interface InboundDeadlineOptions {
   /** The header that carries the time left, in ms: the `deadline` policy's `header`. Default `x-request-deadline-ms`. */
-  header?: string;
+  header?: string | undefined;
   /** Also read gRPC's `grpc-timeout` (`'250m'`); with both, the smaller wins. Default `true`. */
-  grpcTimeout?: boolean;
+  grpcTimeout?: boolean | undefined;
 }
 
 /**

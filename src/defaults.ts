@@ -4,6 +4,7 @@ import { DEFAULT_MAGLEV } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import { DEFAULT_SLOW_START } from './balancer/slow-start.js';
 import { DEFAULT_RETRY_ON } from './transport/http.js';
+import { definedOnly } from './util/defined.js';
 import type {
   BudgetPolicy,
   BreakerPolicy,
@@ -81,7 +82,8 @@ export const DEFAULT_DISCOVERY = { refreshMs: 30_000, maxServices: 1_000, resolv
 
 /** Merges `defaults` and a service's overrides, one level deep, and fills every gap with a default. */
 export function resolvePolicy(defaults: Policy = {}, override: Policy = {}): ResolvedPolicy {
-  const pick = <K extends keyof Policy>(key: K): Policy[K] => (key in override ? override[key] : defaults[key]);
+  // `undefined` is "not set", as everywhere in the options: it never hides what `defaults` sets.
+  const pick = <K extends keyof Policy>(key: K): Policy[K] => (override[key] !== undefined ? override[key] : defaults[key]);
   const merged = <T extends object>(
     key:
       | 'timeout' | 'retry' | 'breaker' | 'outlier' | 'hedge' | 'ringHash' | 'maglev' | 'slowStart' | 'locality' | 'tls'
@@ -154,14 +156,15 @@ function resolveOptional<T extends object>(value: T | false | undefined, default
 
 export function resolveRetry(retry: RetryPolicy | false | undefined): false | ResolvedRetry {
   if (retry === false) return false;
-  const r = { ...DEFAULT_RETRY, ...(retry ?? {}) };
+  // Per-call policies are not snapshotted (config ones are, config/plain.ts): a key set to `undefined` is not set.
+  const r = { ...DEFAULT_RETRY, ...definedOnly(retry) };
   return {
     retries: r.retries,
     minDelayMs: r.minDelayMs,
     maxDelayMs: r.maxDelayMs,
     factor: r.factor,
     jitter: r.jitter,
-    budget: r.budget === false ? false : { ...DEFAULT_BUDGET, ...(r.budget ?? {}) },
+    budget: r.budget === false ? false : { ...DEFAULT_BUDGET, ...definedOnly(r.budget) },
     retryOn: new Set(r.retryOn),
     nonIdempotent: r.nonIdempotent,
   };
@@ -169,5 +172,5 @@ export function resolveRetry(retry: RetryPolicy | false | undefined): false | Re
 
 export function resolveHedge(hedge: HedgePolicy | false | undefined): false | Required<HedgePolicy> {
   if (!hedge) return false;
-  return { maxAttempts: DEFAULT_HEDGE_MAX_ATTEMPTS, ...hedge };
+  return { maxAttempts: DEFAULT_HEDGE_MAX_ATTEMPTS, ...definedOnly(hedge) } as Required<HedgePolicy>;
 }

@@ -11,12 +11,24 @@ export interface AttemptRecord {
   /** Why it failed: an HTTP status, an error code or an error name. */
   readonly outcome: string;
   /** The failure in words: `fetch failed (ECONNREFUSED 127.0.0.1:8081)`, `HTTP 503`, a timeout's message. */
-  readonly message?: string;
+  readonly message?: string | undefined;
 }
+
+/**
+ * The `code` of each error class of the core (the registries' own errors add `ECONSUL`, `EETCD`, `EKUBERNETES`).
+ * Each class declares its own as a literal type, so `error.code` narrows after `instanceof`.
+ */
+export type MeshErrorCode =
+  | 'ENOENDPOINTS' | 'ECIRCUITOPEN' | 'ETIMEDOUT' | 'EBULKHEAD' | 'EADMISSION' | 'EDISCOVERY' | 'ECALLFAILED'
+  | 'EFAULT' | 'ECLOSED' | 'EBADSERVICE';
 
 /** Every error the mesh makes extends this. `code` is stable; `message` is for people. */
 export class MeshError extends Error {
-  /** A stable code to branch on: `ENOENDPOINTS`, `ETIMEDOUT`, `ECALLFAILED`, ... (see the README's error table). */
+  /**
+   * A stable code to branch on: `ENOENDPOINTS`, `ETIMEDOUT`, `ECALLFAILED`, ... (see the README's error table).
+   * A `string` here, so that adapters may add their own; each subclass narrows it to its literal.
+   * @example if (error instanceof TimeoutError) error.code // 'ETIMEDOUT'
+   */
   readonly code: string;
   /** The logical service the call was for. */
   readonly service: string;
@@ -27,7 +39,7 @@ export class MeshError extends Error {
     code: string,
     service: string,
     message: string,
-    options?: { cause?: unknown; attempts?: readonly AttemptRecord[] },
+    options?: { cause?: unknown; attempts?: readonly AttemptRecord[] | undefined },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
@@ -39,6 +51,8 @@ export class MeshError extends Error {
 
 /** Discovery returned nothing usable for the service. */
 export class NoEndpointsError extends MeshError {
+  /** Always `'ENOENDPOINTS'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'ENOENDPOINTS';
   constructor(service: string, detail = 'discovery returned no endpoints', options?: { cause?: unknown }) {
     super('ENOENDPOINTS', service, `no endpoints for service '${service}': ${detail}`, options);
   }
@@ -46,13 +60,17 @@ export class NoEndpointsError extends MeshError {
 
 /** Every endpoint's breaker is open: the call failed fast without touching the network. */
 export class CircuitOpenError extends MeshError {
-  constructor(service: string, options?: { cause?: unknown; attempts?: readonly AttemptRecord[] }) {
+  /** Always `'ECIRCUITOPEN'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'ECIRCUITOPEN';
+  constructor(service: string, options?: { cause?: unknown; attempts?: readonly AttemptRecord[] | undefined }) {
     super('ECIRCUITOPEN', service, `every endpoint of '${service}' has an open circuit breaker`, options);
   }
 }
 
 /** An attempt's timeout (`scope: 'attempt'`) or the call's total deadline (`scope: 'total'`) passed. */
 export class TimeoutError extends MeshError {
+  /** Always `'ETIMEDOUT'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'ETIMEDOUT';
   /** Which bound passed: one attempt's (`attemptMs`) or the whole call's (`totalMs`). */
   readonly scope: 'attempt' | 'total';
   /** The bound that passed, in ms. */
@@ -62,7 +80,7 @@ export class TimeoutError extends MeshError {
     service: string,
     scope: 'attempt' | 'total',
     timeoutMs: number,
-    options?: { cause?: unknown; attempts?: readonly AttemptRecord[]; endpoint?: Endpoint },
+    options?: { cause?: unknown; attempts?: readonly AttemptRecord[] | undefined; endpoint?: Endpoint | undefined },
   ) {
     const where = options?.endpoint ? ` on ${options.endpoint.id}` : '';
     super('ETIMEDOUT', service, `'${service}' ${scope} timeout of ${timeoutMs} ms passed${where}`, options);
@@ -73,6 +91,8 @@ export class TimeoutError extends MeshError {
 
 /** `maxConcurrent` calls, or the `adaptiveConcurrency` limit of the moment, were in flight for the service. */
 export class BulkheadFullError extends MeshError {
+  /** Always `'EBULKHEAD'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'EBULKHEAD';
   /** The limit that was reached. */
   readonly limit: number;
   /** Which limit: the fixed `maxConcurrent` or the adaptive one. */
@@ -90,6 +110,8 @@ export class BulkheadFullError extends MeshError {
  * policy's `successRatio`. Nothing was sent.
  */
 export class AdmissionRejectedError extends MeshError {
+  /** Always `'EADMISSION'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'EADMISSION';
   /** The rejection probability the call was drawn against, from 0 to 1. */
   readonly probability: number;
 
@@ -101,6 +123,8 @@ export class AdmissionRejectedError extends MeshError {
 
 /** The registry failed and nothing was cached to serve instead. */
 export class DiscoveryError extends MeshError {
+  /** Always `'EDISCOVERY'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'EDISCOVERY';
   constructor(service: string, message: string, options?: { cause?: unknown }) {
     super('EDISCOVERY', service, `discovery failed for '${service}': ${message}`, options);
   }
@@ -112,6 +136,8 @@ export class DiscoveryError extends MeshError {
  * with a MeshError carrying its last failure.)
  */
 export class CallFailedError extends MeshError {
+  /** Always `'ECALLFAILED'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'ECALLFAILED';
   constructor(service: string, cause: unknown, attempts: readonly AttemptRecord[]) {
     const last = cause instanceof Error ? cause.message : String(cause);
     const n = attempts.length;
@@ -127,6 +153,8 @@ export class CallFailedError extends MeshError {
  * never retried. On fetch paths the call resolves with a synthetic Response of `status` instead.
  */
 export class FaultInjectedError extends MeshError {
+  /** Always `'EFAULT'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'EFAULT';
   constructor(
     service: string,
     /** The status the fault answers with. */
@@ -140,6 +168,8 @@ export class FaultInjectedError extends MeshError {
 
 /** The mesh was closed: no new calls, and calls in flight were aborted. */
 export class MeshClosedError extends MeshError {
+  /** Always `'ECLOSED'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'ECLOSED';
   constructor(service: string) {
     super('ECLOSED', service, `the mesh is closed (service '${service}')`);
   }
@@ -147,6 +177,8 @@ export class MeshClosedError extends MeshError {
 
 /** A service name that is not a plain DNS-style label sequence (hostile or malformed input). */
 export class InvalidServiceNameError extends MeshError {
+  /** Always `'EBADSERVICE'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'EBADSERVICE';
   constructor(service: string, reason: string) {
     super('EBADSERVICE', service, `invalid service name ${JSON.stringify(service.slice(0, 80))}: ${reason}`);
   }

@@ -21,7 +21,7 @@ export interface AttemptEvent extends ServiceEvent {
   /** The route that chose the call's backend (its name); undefined when no route matched. */
   readonly route?: string | undefined;
   /** The backend that route chose. */
-  readonly backend?: { readonly subset?: string; readonly service?: string } | undefined;
+  readonly backend?: { readonly subset?: string | undefined; readonly service?: string | undefined } | undefined;
 }
 
 /**
@@ -46,7 +46,7 @@ export interface MeshEvents {
     /** What failed: the thrown error, a `TimeoutError`, or an `Error('HTTP 503')` for a failing status. */
     readonly error: Error;
     /** The HTTP status, for a failing response. */
-    readonly status?: number;
+    readonly status?: number | undefined;
   };
   /** A retry will follow the failed attempt `attempt`, after `delayMs`. */
   retry: AttemptEvent & {
@@ -160,8 +160,11 @@ export interface MeshEvents {
    * The call still settles; the mesh never crashes on it.
    */
   'callback-error': ServiceEvent & {
-    /** Which callback: `'classify'`, `'balancer'`, `'unsent'` or an `endpointClients` `'close'`. */
-    readonly callback: 'classify' | 'balancer' | 'unsent' | 'close';
+    /**
+     * Which callback: `'classify'`, `'balancer'`, `'unsent'`, an `endpointClients` `'close'`, or an OpenTelemetry
+     * object of `withTelemetry` (`'telemetry'`: a tracer, span, meter, context manager or propagator that threw).
+     */
+    readonly callback: 'classify' | 'balancer' | 'unsent' | 'close' | 'telemetry';
     /** What it threw, or a `TypeError` describing a bad answer. */
     readonly error: unknown;
   };

@@ -34,6 +34,7 @@ export {
   InvalidServiceNameError,
   FaultInjectedError,
   type AttemptRecord,
+  type MeshErrorCode,
 } from './errors.js';
 export type { MeshEvents, MeshEventName, ServiceEvent, AttemptEvent, EjectionReason } from './events.js';
 export type {
@@ -81,7 +82,14 @@ export type {
 export { fileConfig, type FileConfigOptions } from './sources/file-config.js';
 export { consulConfig, type ConsulConfigOptions, type ConsulConfigSource } from './sources/consul-config.js';
 export type { AdminHandler, AdminHandlerOptions, AdminRequest, AdminResponse } from './observe/admin.js';
+export { registerMeshMetrics, type PromClientRegistry, type PromClientMetric, type PromClientValue } from './observe/prom-client.js';
+export { renderMeshMetrics } from './observe/render-meshes.js';
+export { negotiateMetricsFormat, type NegotiatedFormat } from './observe/metrics-negotiation.js';
+export { OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE, type MetricsFormat, type MetricsOptions } from './observe/exposition-sink.js';
+export type { MetricAggregator } from './observe/metric-families.js';
 export { withTraceContext, type TraceContextApi } from './observe/trace-context.js';
+export { withTelemetry, type Telemetry } from './observe/telemetry.js';
+export type { TelemetryApi } from './observe/telemetry-api.js';
 export type { Clock } from './util/clock.js';
 export { seededRng, type Rng } from './util/random.js';
 export { inboundDeadline, type InboundDeadlineOptions, type InboundRequest } from './deadline.js';

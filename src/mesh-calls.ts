@@ -11,7 +11,7 @@ import type { RoutePlan } from './routing/plan.js';
 import type { Service } from './service.js';
 import type { AttemptFn } from './transport/attempt-context.js';
 import { callTransport } from './transport/call.js';
-import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough, sendWithDeadline, type FetchPlan } from './transport/fetch.js';
+import { FETCH_INIT_KEYS, headerValue, planFetch, sendThrough, sendWithHeaders, type FetchPlan } from './transport/fetch.js';
 import type { Clock } from './util/clock.js';
 
 const CALL_KEYS = optionKeys(['route']);
@@ -166,15 +166,18 @@ const fetchTo = (
   const settings = callSettings(target.policy, init ?? {}, plan.signal, hashKey, plan.idempotent, plan.replayable);
   // A { service } backend is another service: its own dispatcher (its tls, its Host), if it has one.
   const dispatcher = target.name === svc.name ? svc.fetchDispatcher : serviceFor(target.name).fetchDispatcher;
-  // The `deadline` policy's header: off (the default), the plan's own sender, untouched.
+  // Headers per attempt, the `deadline` policy's and telemetry's `traceparent`: with both off (the default), the
+  // plan's own sender, untouched.
   const deadline = target.policy.deadline;
+  const traced = env.instrument !== undefined;
   const send =
-    deadline !== false
-      ? sendWithDeadline(fetchImpl, plan, dispatcher, deadline.header)
+    deadline !== false || traced
+      ? sendWithHeaders(fetchImpl, plan, dispatcher, deadline === false ? undefined : deadline.header, traced)
       : dispatcher === undefined
         ? plan.send
         : sendThrough(fetchImpl, plan, dispatcher);
   const c = new Call(env, target, settings, plan.transport, send);
+  c.request = plan; // what telemetry reads of a fetch (method, URL); the fetch transport itself reads nothing here
   return target.stack.run(route === undefined ? c : routed(c, route, plan)) as Promise<Response>;
 };
 

@@ -1,5 +1,6 @@
 import type { CallEnv } from './call/env.js';
 import type { Endpoint } from './endpoint/endpoint.js';
+import type { MeshModel } from './observe/prometheus.js';
 import type { Service } from './service.js';
 
 /**
@@ -25,6 +26,10 @@ export interface MeshCore {
    */
   onClose(listener: () => void | Promise<void>): () => void;
   isClosed(): boolean;
+  /** The mesh's `name` option: its `mesh` label. */
+  readonly name: string | undefined;
+  /** The mesh as the metrics renderer reads it now (clock read once), for `registerMeshMetrics` and `renderMeshMetrics`. */
+  metricsModel(): MeshModel;
 }
 
 const cores = new WeakMap<object, MeshCore>();

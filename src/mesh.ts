@@ -15,6 +15,7 @@ import { MeshEmitter } from './observe/emitter.js';
 import { createAdminHandler, type AdminHandler, type AdminHandlerOptions } from './observe/admin.js';
 import { subscribeMetrics } from './observe/metrics-subscriber.js';
 import { renderMetrics } from './observe/prometheus.js';
+import { metricsFormat, type MetricsOptions } from './observe/exposition-sink.js';
 import { RETIRED_GRACE_MS } from './observe/service-metrics.js';
 import { BreakerClock } from './resilience/breaker.js';
 import { takeSnapshot, type MeshSnapshot } from './observe/snapshot.js';
@@ -28,6 +29,8 @@ import { validateMeshOptions } from './validate.js';
 import { registerCore, type MeshCore } from './mesh-core.js';
 import type { Endpoint } from './endpoint/endpoint.js';
 import { serviceNameProblem } from './util/service-name.js';
+import { warmup } from './warmup.js';
+import { definedOnly } from './util/defined.js';
 
 
 /** A client bound to one service. */
@@ -51,7 +54,10 @@ export interface Mesh {
    * @example await mesh.fetch('http://users/v1/me')
    */
   fetch(input: string | URL | Request, init?: MeshRequestInit): Promise<Response>;
-  /** A client scoped to one service. */
+  /**
+   * A client scoped to one service. Throws `InvalidServiceNameError` for a bad name, and `MeshClosedError` after
+   * {@link Mesh.close} (a client taken before then rejects its calls with `MeshClosedError`).
+   */
   service(name: string): ServiceClient;
   /**
    * Any async call, any protocol. `fn` gets the chosen endpoint and the attempt's context (its signal).
@@ -62,22 +68,26 @@ export interface Mesh {
   call<T>(service: string, fn: AttemptFn<T>, options?: CallOptions): Promise<T>;
   /**
    * Listens to an event (see {@link MeshEvents}). A listener that throws is reported on `listener-error`.
+   * Throws `MeshClosedError` after {@link Mesh.close}: a closed mesh emits nothing, so the listener would never run.
    * @example mesh.on('ejected', ({ service, endpoint, durationMs }) => log.warn({ service, endpoint: endpoint.id, durationMs }))
    */
   on<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
-  /** Listens to the next occurrence of an event only. */
+  /** Listens to the next occurrence of an event only. Throws `MeshClosedError` after {@link Mesh.close}, as `on` does. */
   once<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
-  /** Removes a listener added with `on` or `once`. */
+  /** Removes a listener added with `on` or `once` (a no-op after {@link Mesh.close}, which removed them all). */
   off<E extends MeshEventName>(event: E, listener: (payload: MeshEvents[E]) => void): Mesh;
   /** Plain JSON of every service and endpoint. */
   snapshot(): MeshSnapshot;
   /**
    * Prometheus text exposition (format 0.0.4) of every service and endpoint: request and attempt counters by
    * outcome, duration histograms, endpoint and breaker gauges. Every name starts `proxyless_`; the README's
-   * "Operating it" lists them. Serve it yourself, or through {@link Mesh.adminHandler}.
+   * "Operating it" lists them; a named mesh (`createMesh({ name })`) puts a `mesh` label first on every series.
+   * `{ format: 'openmetrics' }` gives OpenMetrics 1.0 text instead (ending in `# EOF`). Serve it yourself, or
+   * through {@link Mesh.adminHandler}; to join an app's prom-client registry, use `registerMeshMetrics`.
    * @example res.setHeader('content-type', 'text/plain; version=0.0.4').end(mesh.metrics())
+   * @example res.setHeader('content-type', OPENMETRICS_CONTENT_TYPE).end(mesh.metrics({ format: 'openmetrics' }))
    */
-  metrics(): string;
+  metrics(options?: MetricsOptions): string;
   /**
    * A read-only `(req, res)` handler for `node:http`: `/metrics`, `/snapshot` (JSON), `/` (a live HTML
    * dashboard), 404 for anything else.
@@ -95,9 +105,24 @@ export interface Mesh {
   configure(config: MeshConfigInput): number;
   /** The configuration in force, as plain JSON, with its version (routes from config sources included). */
   config(): MeshConfigView;
-  /** Resolves these services now, instead of on their first call. */
+  /**
+   * Resolves these services now, instead of on their first call, all at once, and settles when every one has
+   * answered. It rejects when a service ends with nothing usable, after trying every name: with that service's
+   * error (`NoEndpointsError` when discovery lists no endpoint, `DiscoveryError` when the registry failed,
+   * `InvalidServiceNameError`), or with an `AggregateError` of them all, in the order given, when several fail.
+   * A service whose routes send to other services is warmed through them. After {@link Mesh.close} it rejects
+   * with `MeshClosedError`.
+   * @example await mesh.warmup(['users', 'billing']) // before the readiness probe answers 200
+   */
   warmup(services: readonly string[]): Promise<void>;
-  /** Stops watches and timers, aborts calls in flight; later calls reject with `MeshClosedError`. */
+  /**
+   * Stops watches and timers, aborts calls in flight (they reject with `MeshClosedError`), closes the registry.
+   * Idempotent: a second call resolves at once. Afterwards every method that would start work refuses with
+   * `MeshClosedError`, as a closed undici Agent does: `fetch`, `call` and a service client's calls and `warmup`
+   * reject; `service`, `on`, `once` and `configure` throw. What reads the state stays usable for a last look:
+   * `snapshot`, `metrics`, `config`, `adminHandler`, `off`.
+   * @example process.once('SIGTERM', () => void mesh.close())
+   */
   close(): Promise<void>;
 }
 
@@ -139,7 +164,7 @@ export function createMesh(options: MeshOptions): Mesh {
 
   const discovery = new DiscoveryCache(
     registry,
-    { ...DEFAULT_DISCOVERY, ...options.discovery, clock },
+    { ...DEFAULT_DISCOVERY, ...definedOnly(options.discovery), clock },
     {
       update(name, list) {
         const svc = table.get(name);
@@ -181,6 +206,7 @@ export function createMesh(options: MeshOptions): Mesh {
     attemptTimeouts: (ms) => listFor(attemptLists, ms),
     // Keyed by durationKey: per-call deadlines give every call its own total, which must not grow a list per call.
     callDeadlines: (ms) => listFor(deadlineLists, durationKey(ms)),
+    instrument: undefined, // set by withTelemetry
   };
 
   const controller: MeshController = new MeshController(
@@ -218,6 +244,7 @@ export function createMesh(options: MeshOptions): Mesh {
     fetch: fetchVia,
     call,
     service(name) {
+      if (closed) throw new MeshClosedError(String(name));
       serviceFor(name); // validates the name now, not at the first call
       return {
         name,
@@ -231,10 +258,13 @@ export function createMesh(options: MeshOptions): Mesh {
       };
     },
     on(event, listener) {
+      // A listener added after close() would never hear anything: say so, as configure() does.
+      if (closed) throw new MeshClosedError('*');
       events.on(event, listener);
       return mesh;
     },
     once(event, listener) {
+      if (closed) throw new MeshClosedError('*');
       events.once(event, listener);
       return mesh;
     },
@@ -245,11 +275,18 @@ export function createMesh(options: MeshOptions): Mesh {
     configure: (config) => controller.configure(config),
     config: () => controller.store.view(),
     snapshot: () => takeSnapshot(table.services, clock.now(), controller.store.view()),
-    metrics: () => renderMetrics(table.values(), { now: clock.now(), retiredGraceMs: RETIRED_GRACE_MS, staleHoldMs }),
-    adminHandler: (adminOptions) => createAdminHandler(mesh, adminOptions),
-    async warmup(names) {
-      await Promise.all(names.map((name) => serviceFor(name).prepare(clock.now())));
+    metrics: (metricsOptions) => {
+      const format = metricsFormat(metricsOptions, 'mesh.metrics(options)');
+      return renderMetrics(table.values(), { now: clock.now(), retiredGraceMs: RETIRED_GRACE_MS, staleHoldMs }, format, options.name);
     },
+    adminHandler: (adminOptions) => createAdminHandler(mesh, adminOptions),
+    warmup: (names) =>
+      warmup(names, {
+        service: serviceFor,
+        routes: (name) => controller.store.serviceConfig(name).routes,
+        now: () => clock.now(),
+        isClosed: () => closed,
+      }),
     async close() {
       if (closed) return;
       closed = true;
@@ -293,6 +330,9 @@ export function createMesh(options: MeshOptions): Mesh {
       return () => closeListeners.delete(listener);
     },
     isClosed: () => closed,
+    name: options.name,
+    // This mesh's series, read at scrape time.
+    metricsModel: () => ({ name: options.name, services: table.values(), options: { now: clock.now(), retiredGraceMs: RETIRED_GRACE_MS, staleHoldMs } }),
   };
   registerCore(mesh, core);
   // Sources start with the mesh, in a microtask: the caller's `config-error` listener, added after createMesh

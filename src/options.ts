@@ -36,32 +36,39 @@ export interface MeshOptions {
   /** Where endpoints come from. */
   registry: Registry;
   /** Policy for every service. */
-  defaults?: Policy;
+  defaults?: Policy | undefined;
   /** Per-service overrides of `defaults`, merged key by key (one level deep). */
-  services?: Record<string, Policy>;
+  services?: Record<string, Policy> | undefined;
   /** Routes per service (Gateway API HTTPRoute semantics; see the README's "Routes and subsets"). */
-  routes?: Readonly<Record<string, readonly RouteSpec[]>>;
+  routes?: Readonly<Record<string, readonly RouteSpec[]>> | undefined;
   /** Label filters over endpoints, per service, by subset name: what routes' backends name. */
-  subsets?: Readonly<Record<string, Readonly<Record<string, SubsetSpec>>>>;
+  subsets?: Readonly<Record<string, Readonly<Record<string, SubsetSpec>>>> | undefined;
   /**
    * Config sources (`fileConfig`, `consulConfig`, your own): what they send wins over `defaults`, `services`,
    * `routes` and `subsets` (and `configure`) for the services they govern. They start with the mesh.
    */
-  config?: ConfigSource | readonly ConfigSource[];
+  config?: ConfigSource | readonly ConfigSource[] | undefined;
   /**
    * This process's locality, for zone-aware balancing: endpoints whose `zone` matches are preferred (see the
    * policy's `locality`). Default: none, and zones are ignored.
    * @example 'eu-west-1a'
    */
-  zone?: string;
+  zone?: string | undefined;
+  /**
+   * This mesh's name, for its metrics: a `mesh="<name>"` label, first on every series, so that several meshes
+   * can share one exposition or prom-client registry. 1 to 64 printable characters. Default: none, and no
+   * `mesh` label.
+   * @example createMesh({ registry, name: 'edge' })
+   */
+  name?: string | undefined;
   /** The implementation behind `mesh.fetch`. Default `globalThis.fetch`. */
-  fetch?: typeof globalThis.fetch;
+  fetch?: typeof globalThis.fetch | undefined;
   /** Discovery cache tuning. */
-  discovery?: DiscoveryOptions;
+  discovery?: DiscoveryOptions | undefined;
   /** Injected for tests and simulations. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Injected for tests and simulations (balancer choices, round-robin start offset). */
-  random?: Rng;
+  random?: Rng | undefined;
 }
 
 /**
@@ -70,11 +77,11 @@ export interface MeshOptions {
  */
 export interface DiscoveryOptions {
   /** How long a resolved list is fresh when the registry does not push (`watch`). Default 30 s. */
-  refreshMs?: number;
+  refreshMs?: number | undefined;
   /** Services kept in the cache at most (least recently used are dropped). Default 1000. */
-  maxServices?: number;
+  maxServices?: number | undefined;
   /** Timeout of one `resolve()`. Default 5 s. */
-  resolveTimeoutMs?: number;
+  resolveTimeoutMs?: number | undefined;
 }
 
 /** Per-call options, on `mesh.call`'s third argument and on fetch's `init`. */
@@ -86,15 +93,15 @@ export interface CallOptions {
    * Without one (and without the policy's `hashHeader` on fetch), a hash balancer uses a random key.
    * @example { hashKey: 'user-42' }
    */
-  hashKey?: string;
+  hashKey?: string | undefined;
   /** Overrides the method rule: true lets a POST be retried and hedged. */
-  idempotent?: boolean;
+  idempotent?: boolean | undefined;
   /** Overrides the policy's timeouts for this call. */
-  timeout?: TimeoutPolicy;
+  timeout?: TimeoutPolicy | undefined;
   /** Overrides the policy's retries for this call (`false`: none). */
-  retry?: false | RetryPolicy;
+  retry?: false | RetryPolicy | undefined;
   /** Overrides the policy's hedging for this call (`false`: none). */
-  hedge?: false | HedgePolicy;
+  hedge?: false | HedgePolicy | undefined;
   /**
    * The latest time the call may run to, in epoch ms (`Date.now()`'s clock): the call's total timeout becomes the
    * smaller of `totalMs` and what is left. When nothing is left, the call fails with `TimeoutError` (scope
@@ -103,9 +110,9 @@ export interface CallOptions {
    */
   deadline?: number | undefined;
   /** The value this call resolves with once it has failed; wins over the policy's `fallback`. */
-  fallback?: Fallback;
+  fallback?: Fallback | undefined;
   /** What routes match a `mesh.call` on (`mesh.fetch` matches on its request). */
-  route?: { path?: string; method?: string; headers?: Readonly<Record<string, string>> };
+  route?: { path?: string | undefined; method?: string | undefined; headers?: Readonly<Record<string, string>> | undefined } | undefined;
 }
 
 /** A policy with every default filled in. The hot path reads only this. */
@@ -155,5 +162,5 @@ export interface MeshRequestInit extends RequestInit, Omit<CallOptions, 'signal'
   /** undici's `dispatcher` (accepted by undici's and Node's fetch), passed through. */
   dispatcher?: unknown;
   /** Required by fetch for a stream body (`'half'`). */
-  duplex?: 'half';
+  duplex?: 'half' | undefined;
 }

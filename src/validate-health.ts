@@ -1,5 +1,4 @@
-import { DEFAULT_ADAPTIVE_CONCURRENCY } from './defaults.js';
-import type { AdaptiveConcurrencyPolicy, Policy } from './options.js';
+import type { Policy } from './options.js';
 import { HEADER_NAME, integer, percent, plainObject, positiveMs, unknownKeys } from './validate-primitives.js';
 
 /** The keys of `outlier` (its statistical rules are checked here). */
@@ -80,27 +79,4 @@ export function validateHealthPolicy(p: Policy, at: string): void {
     integer(h.healthyThreshold, `${where}.healthyThreshold`, 1);
   }
   if (p.fallback !== undefined && typeof p.fallback !== 'function') throw new TypeError(`${at}.fallback must be a function`);
-}
-
-/**
- * min <= initial <= max of `adaptiveConcurrency` as each service resolves it: its own keys over those of
- * `defaults`, over the built-in 20, 20 and 200. Checked on the merge, not per layer, because `defaults` may set
- * `min` and `initial` and a service `max`. `defaults` is checked alone too: a service it names nowhere uses it.
- */
-export function validateAdaptiveBounds(defaults: Policy = {}, services: Readonly<Record<string, Policy>> = {}): void {
-  const base = defaults.adaptiveConcurrency;
-  if (base !== undefined && base !== false) checkBounds(base, 'defaults.adaptiveConcurrency', false);
-  for (const [name, policy] of Object.entries(services)) {
-    const own = policy.adaptiveConcurrency;
-    if (own === undefined || own === false) continue; // off, or exactly `defaults`' (checked above)
-    checkBounds({ ...(base || {}), ...own }, `services.${name}.adaptiveConcurrency`, base !== undefined && base !== false);
-  }
-}
-
-function checkBounds(policy: AdaptiveConcurrencyPolicy, where: string, merged: boolean): void {
-  const { min, max, initial } = { ...DEFAULT_ADAPTIVE_CONCURRENCY, ...policy };
-  // Say where the other bound came from rather than clamp in silence: a lone `max: 10` is below the default min.
-  const from = merged ? ' (merged over defaults.adaptiveConcurrency; the built-in defaults are 20, 20 and 200)' : '; the built-in defaults are min 20, initial 20, max 200';
-  if (min > max) throw new TypeError(`${where}: min (${min}) must be <= max (${max})${from}`);
-  if (initial < min || initial > max) throw new TypeError(`${where}: initial (${initial}) must be from min (${min}) to max (${max})${from}`);
 }

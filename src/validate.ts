@@ -4,7 +4,9 @@ import { isPrime, MAX_MAGLEV_TABLE_SIZE } from './balancer/maglev.js';
 import { DEFAULT_RING_HASH } from './balancer/ring-hash.js';
 import type { MeshOptions, Policy } from './options.js';
 import { serviceNameProblem } from './util/service-name.js';
-import { OUTLIER_KEYS, validateAdaptiveBounds, validateHealthPolicy, validateOutlierRules } from './validate-health.js';
+import { meshNameProblem } from './util/mesh-name.js';
+import { OUTLIER_KEYS, validateHealthPolicy, validateOutlierRules } from './validate-health.js';
+import { validateMergedPolicies } from './validate-merged.js';
 import { boolean, HEADER_NAME, integer, MAX_TIMER_MS, nonNegative, nonNegativeMs, percent, plainObject, positive, positiveMs, unknownKeys } from './validate-primitives.js';
 
 export { HEADER_NAME, integer, MAX_TIMER_MS, nonNegative, nonNegativeMs, percent, plainObject, positiveMs, unknownKeys };
@@ -17,8 +19,10 @@ export { serviceNameProblem };
  */
 export function validateMeshOptions(options: MeshOptions): void {
   if (options === null || typeof options !== 'object') throw new TypeError('createMesh options must be an object');
-  const known = new Set(['registry', 'defaults', 'services', 'routes', 'subsets', 'config', 'zone', 'fetch', 'discovery', 'clock', 'random']);
+  const known = new Set(['registry', 'defaults', 'services', 'routes', 'subsets', 'config', 'zone', 'fetch', 'discovery', 'clock', 'random', 'name']);
   unknownKeys(options, known, 'options');
+  const nameProblem = options.name === undefined ? undefined : meshNameProblem(options.name);
+  if (nameProblem !== undefined) throw new TypeError(`name ${nameProblem}, got ${JSON.stringify(options.name)}`);
   const r = options.registry as unknown;
   if (r === null || typeof r !== 'object' || typeof (r as { resolve?: unknown }).resolve !== 'function') {
     throw new TypeError('registry must be an object with a resolve(service, { signal }) method');
@@ -36,7 +40,7 @@ export function validateMeshOptions(options: MeshOptions): void {
       validatePolicy(policy, `services.${name}`);
     }
   }
-  validateAdaptiveBounds(options.defaults, options.services);
+  validateMergedPolicies(options.defaults, options.services, options.routes);
   if (options.config !== undefined) {
     const sources = Array.isArray(options.config) ? options.config : [options.config];
     sources.forEach((source: unknown, i) => {

@@ -24,7 +24,8 @@ function refusal(options: unknown): string {
 
 /** [option path, the defaults (or options) that set it to `value`]. */
 const families: [string, string, (v: number) => unknown][] = [
-  ['timeout', 'defaults.timeout.attemptMs', (v) => ({ registry, defaults: { timeout: { attemptMs: v } } })],
+  // With totalMs at the limit too: an attemptMs above the total in force is refused (test/validation-timeouts.test.ts).
+  ['timeout', 'defaults.timeout.attemptMs', (v) => ({ registry, defaults: { timeout: { attemptMs: v, totalMs: LIMIT } } })],
   ['timeout', 'defaults.timeout.totalMs', (v) => ({ registry, defaults: { timeout: { totalMs: v } } })],
   ['retry', 'defaults.retry.minDelayMs', (v) => ({ registry, defaults: { retry: { minDelayMs: v, maxDelayMs: v } } })],
   ['retry', 'defaults.retry.maxDelayMs', (v) => ({ registry, defaults: { retry: { maxDelayMs: v } } })],

@@ -3,7 +3,6 @@ import { callOutcomeOf, OUTCOME } from '../observe/service-metrics.js';
 import type { OverloadGuard } from '../resilience/overload-guard.js';
 import type { Call } from './call.js';
 import { fallbackFor, responseFailure, runFallback } from './fallback.js';
-import type { CallTarget } from './target.js';
 import { failedResult } from './result.js';
 import { below, type Step } from './step.js';
 
@@ -29,7 +28,14 @@ export class AdmissionStep implements Step {
     this.next = below(next, this.name);
   }
 
-  async run(call: Call): Promise<unknown> {
+  run(call: Call): Promise<unknown> {
+    // Telemetry (`withTelemetry`) wraps the whole call in its span; undefined while it is off: one check.
+    const instrument = call.env.instrument;
+    return instrument === undefined ? this.admit(call) : instrument.call(call, this);
+  }
+
+  /** The step itself: admission, the steps below, the result. */
+  async admit(call: Call): Promise<unknown> {
     const { env, target, settings } = call;
     // The counters every configuration of the service shares: plain fields, no accessor on the call path.
     const shared = target.shared;
@@ -63,7 +69,7 @@ export class AdmissionStep implements Step {
         sentAt = call.now = env.clock.now();
       } catch (error) {
         call.release();
-        ended(target, callOutcomeOf(error, signal), env.clock.now() - start);
+        ended(call, callOutcomeOf(error, signal), env.clock.now() - start, error);
         const fallback = fallbackFor(call, error);
         if (fallback === undefined) throw error;
         return runFallback(call, fallback, error);
@@ -98,7 +104,7 @@ export class AdmissionStep implements Step {
       } catch (final) {
         shared.callFailures++;
         const now = env.clock.now();
-        ended(target, callOutcomeOf(final, signal), now - start);
+        ended(call, callOutcomeOf(final, signal), now - start, final);
         call.release();
         // A timeout is latency evidence for the limit (Netflix samples a dropped call's RTT too); other failures are not.
         if (guard?.limiter !== undefined && final instanceof TimeoutError) guard.limiter.timedOut(start, now - sentAt, now);
@@ -109,7 +115,7 @@ export class AdmissionStep implements Step {
       }
       shared.callFailures++;
       // A fault's synthetic Response is counted apart from the backends' own failures.
-      ended(target, error instanceof FaultInjectedError ? OUTCOME.fault : OUTCOME.failure, env.clock.now() - start);
+      ended(call, error instanceof FaultInjectedError ? OUTCOME.fault : OUTCOME.failure, env.clock.now() - start, error);
       const fallback = fallbackFor(call, error);
       if (fallback !== undefined) {
         // The failing Response is not handed out: its body is cancelled, so its connection goes back to the pool.
@@ -158,7 +164,7 @@ function succeeded(guard: OverloadGuard, start: number, sentAt: number, end: num
 /** Refused locally before the call began: counted as `rejected`, reported, then its fallback or the error. */
 function refuse(call: Call, error: AdmissionRejectedError | BulkheadFullError): Promise<unknown> {
   const { target, env } = call;
-  ended(target, OUTCOME.rejected);
+  ended(call, OUTCOME.rejected, undefined, error);
   let reason: 'admission' | 'adaptive-concurrency' | 'bulkhead';
   if (error instanceof AdmissionRejectedError) {
     target.metrics.admissionRejections++;
@@ -174,14 +180,20 @@ function refuse(call: Call, error: AdmissionRejectedError | BulkheadFullError): 
 /** The caller's deadline had passed: a failed call (outcome `timeout`), never admitted, nothing touched. */
 function spentDeadline(call: Call): Promise<unknown> {
   const error = new TimeoutError(call.target.name, 'total', 0);
-  ended(call.target, OUTCOME.timeout);
+  ended(call, OUTCOME.timeout, undefined, error);
   const fallback = fallbackFor(call, error);
   return fallback === undefined ? Promise.reject(error) : runFallback(call, fallback, error);
 }
 
-/** Records how a call that did not succeed ended: for the service, and for its route's backend. */
-function ended(target: CallTarget, outcome: number, durationMs?: number): void {
+/**
+ * Records how a call that did not succeed ended (`error`: why): for the service, for its route's backend, and for
+ * telemetry's call span when it is on (off the success path, which records nothing here).
+ */
+function ended(call: Call, outcome: number, durationMs: number | undefined, error: unknown): void {
+  const target = call.target;
   target.metrics.callEnded(outcome, durationMs);
   const routed = target.routeStats;
   if (routed !== undefined) routed.outcomes[outcome]!++;
+  const instrument = call.env.instrument;
+  if (instrument !== undefined) instrument.failed(call, outcome, error);
 }

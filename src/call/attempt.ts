@@ -109,6 +109,14 @@ export class Attempt implements TransportAttempt, Expiring, LiveAttempt {
     return left > 0 ? Math.floor(left) : 0;
   }
 
+  /**
+   * The propagation headers of this attempt's span (`traceparent`, ...) while telemetry is on, else undefined;
+   * read only by a transport that sends them (mesh.fetch's traced sender), as it sends.
+   */
+  get traceHeaders(): Readonly<Record<string, string>> | undefined {
+    return this.call.env.instrument?.headers(this);
+  }
+
   /** Read only by a function that wants it: nothing is computed per attempt otherwise. */
   get grpcTimeout(): string | undefined {
     const call = this.call;
@@ -222,9 +230,11 @@ export class AttemptStep implements Step {
     call.picked = undefined;
     const attempt = new Attempt(call, state, call.started + 1, call.now);
     call.tryOn(state);
+    // Telemetry (`withTelemetry`) runs the attempt under its own span; undefined while it is off: one check.
+    const instrument = call.env.instrument;
     const breaker = state.breaker;
-    if (breaker === undefined || !breaker.halfOpen) return attempt.run();
+    if (breaker === undefined || !breaker.halfOpen) return instrument === undefined ? attempt.run() : instrument.attempt(attempt);
     attempt.probe = true;
-    return breaker.probe(() => attempt.run());
+    return breaker.probe(() => (instrument === undefined ? attempt.run() : instrument.attempt(attempt)));
   }
 }

@@ -1,6 +1,7 @@
 import type { MeshEmitter } from '../observe/emitter.js';
 import type { Clock } from '../util/clock.js';
 import type { TimeoutList } from '../util/timeout-list.js';
+import type { CallInstrument } from './instrument.js';
 
 /** What the mesh gives every call. */
 export interface CallEnv {
@@ -14,4 +15,6 @@ export interface CallEnv {
    * handed out, and a streaming body read or abandoned) is in one, so `close()` finds every call there.
    */
   readonly callDeadlines: (totalMs: number) => TimeoutList;
+  /** The tracing hooks `withTelemetry` sets (instrument.ts); undefined while it is off: one check per call and attempt. */
+  instrument: CallInstrument | undefined;
 }

@@ -1,6 +1,7 @@
 import { resolveHedge, resolveRetry } from '../defaults.js';
 import type { CallOptions, Fallback, ResolvedPolicy, ResolvedRetry, RetryPolicy } from '../options.js';
 import { validateHedge, validateRetry, validateTimeout } from '../validate.js';
+import { definedOnly } from '../util/defined.js';
 
 /** A hedge policy with its defaults filled in. */
 export interface ResolvedHedge {
@@ -129,5 +130,5 @@ function isSignal(value: unknown): value is AbortSignal {
 export function overrideRetry(base: false | ResolvedRetry, override: false | RetryPolicy): false | ResolvedRetry {
   if (override === false) return false;
   const raw: RetryPolicy = base === false ? {} : { ...base, retryOn: [...base.retryOn] };
-  return resolveRetry({ ...raw, ...override });
+  return resolveRetry({ ...raw, ...definedOnly(override) });
 }

@@ -18,7 +18,9 @@ export function snapshotInput<T>(value: T): T {
   // A balancer of yours (an object literal with pick()) is yours: kept, never copied or frozen.
   if (typeof (value as { pick?: unknown }).pick === 'function') return value;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) define(out, k, snapshotInput(v));
+  // A key set to `undefined` is a key not set (exactOptionalPropertyTypes users write `zone: process.env.ZONE`):
+  // dropped here, so no merge over defaults downstream ever sees it.
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) define(out, k, snapshotInput(v));
   return Object.freeze(out) as T;
 }
 

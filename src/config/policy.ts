@@ -13,9 +13,9 @@ import type { AdaptiveConcurrencyPolicy, AdmissionPolicy, DeadlinePolicy, Fallba
  */
 export interface TimeoutPolicy {
   /** Bound of one attempt, in ms. Default 10 s. */
-  attemptMs?: number;
+  attemptMs?: number | undefined;
   /** Bound of the whole call, backoff and retries included, in ms. Default 30 s. */
-  totalMs?: number;
+  totalMs?: number | undefined;
 }
 
 /**
@@ -25,11 +25,11 @@ export interface TimeoutPolicy {
  */
 export interface BudgetPolicy {
   /** Retries allowed per request in the window (0.2: one retry per 5 requests). Default 0.2. */
-  ratio?: number;
+  ratio?: number | undefined;
   /** Retries per second always allowed, however few requests there were. Default 10. */
-  minPerSecond?: number;
+  minPerSecond?: number | undefined;
   /** The window requests and retries are counted over, in ms (1 s to 60 s). Default 10 s. */
-  ttlMs?: number;
+  ttlMs?: number | undefined;
 }
 
 /**
@@ -38,24 +38,24 @@ export interface BudgetPolicy {
  */
 export interface RetryPolicy {
   /** Retries after the first attempt. Default 2. */
-  retries?: number;
+  retries?: number | undefined;
   /** First backoff delay. Default 25 ms. */
-  minDelayMs?: number;
+  minDelayMs?: number | undefined;
   /** Largest backoff delay (a `Retry-After` may ask for more, within the deadline). Default 250 ms. */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
   /** Exponential factor. Default 2. */
-  factor?: number;
+  factor?: number | undefined;
   /** Randomise each delay in [d, 2d), as p-retry's `randomize`. Default true. */
-  jitter?: boolean;
+  jitter?: boolean | undefined;
   /** Budget shared by retries and hedges; `false` turns it off. */
-  budget?: false | BudgetPolicy;
+  budget?: false | BudgetPolicy | undefined;
   /** HTTP statuses that may be retried (for idempotent requests). Default `[429, 500, 502, 503, 504]`. */
-  retryOn?: readonly number[];
+  retryOn?: readonly number[] | undefined;
   /**
    * Retry requests that are not idempotent (POST, PATCH, `mesh.call` without `idempotent: true`) after
    * failures other than "never sent". Default false: only a request that provably never left is replayed.
    */
-  nonIdempotent?: boolean;
+  nonIdempotent?: boolean | undefined;
 }
 
 /**
@@ -66,7 +66,7 @@ export interface HedgePolicy {
   /** How long the first attempt may run before a hedge starts, in ms, or `'p95'` of recent latencies. */
   delayMs: number | 'p95';
   /** Attempts in flight at most, the first included. Default 2. */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
 }
 
 /**
@@ -75,88 +75,88 @@ export interface HedgePolicy {
  */
 export interface Policy {
   /** How an endpoint is chosen. Default `'peak-ewma'`. */
-  balancer?: BalancerName | Balancer;
+  balancer?: BalancerName | Balancer | undefined;
   /** Attempt and total timeouts. */
-  timeout?: TimeoutPolicy;
+  timeout?: TimeoutPolicy | undefined;
   /** `false` turns retries off. */
-  retry?: false | RetryPolicy;
+  retry?: false | RetryPolicy | undefined;
   /** A circuit breaker per endpoint; `false` turns breakers off. */
-  breaker?: false | BreakerPolicy;
+  breaker?: false | BreakerPolicy | undefined;
   /** Passive outlier ejection; `false` turns it off. */
-  outlier?: false | OutlierPolicy;
+  outlier?: false | OutlierPolicy | undefined;
   /** Below this percentage of healthy endpoints, balance over all of them. Default 50. */
-  panicThresholdPercent?: number;
+  panicThresholdPercent?: number | undefined;
   /** Hedged requests (idempotent calls only). Default `false`. */
-  hedge?: false | HedgePolicy;
+  hedge?: false | HedgePolicy | undefined;
   /** In-flight calls per service before `BulkheadFullError`. Default: no limit. */
-  maxConcurrent?: number;
+  maxConcurrent?: number | undefined;
   /**
    * With `maxConcurrent`: how many calls may wait (first in, first out, within their deadline) for a slot
    * instead of being rejected at once. Default 0.
    * @example { maxConcurrent: 100, maxQueued: 50 }
    */
-  maxQueued?: number;
+  maxQueued?: number | undefined;
   /**
    * Overrides the default outcome classification. If it throws or returns something else than a verdict, the
    * attempt counts as a `'failure'` (not retried on that account) and `callback-error` reports it.
    * @example { classify: (o) => (o.kind === 'response' && o.response.status === 409 ? 'retryable-failure' : o.kind === 'error' ? 'retryable-failure' : 'success') }
    */
-  classify?: (outcome: Outcome) => Verdict;
+  classify?: ((outcome: Outcome) => Verdict) | undefined;
   /**
    * Tells the mesh that an error proves the request never left (gRPC status 14 before a connection was made,
    * say), so that it is retried even when the call is not idempotent. It is asked only when the built-in proof
    * (a refused connection to the endpoint's own address and port) is missing. A throw counts as `false`.
    * @example { unsent: (error) => (error as { code?: number }).code === 14 && /connect/i.test(String((error as Error).message)) }
    */
-  unsent?: (error: unknown) => boolean;
+  unsent?: ((error: unknown) => boolean) | undefined;
   /**
    * For `mesh.fetch`: the request header whose value is the affinity key of `ring-hash` and `maglev` when the call
    * passes no `hashKey`. Case-insensitive. Default: none (a call without a key gets a random one).
    * @example { balancer: 'ring-hash', hashHeader: 'x-user-id' }
    */
-  hashHeader?: string;
+  hashHeader?: string | undefined;
   /**
    * TLS for `https://service/...`: SNI, CAs and a client certificate (see {@link TlsPolicy}). Used by the undici
    * dispatcher's pools, and by `mesh.fetch` through a dispatcher of this service's (undici, loaded when used).
    * @example { tls: { servername: 'users.internal', ca: caPem, cert: clientPem, key: clientKeyPem } }
    */
-  tls?: TlsPolicy;
+  tls?: TlsPolicy | undefined;
   /**
    * The `Host` an attempt sends: `'endpoint'` (default) names the endpoint's `host:port`, as a direct call does;
    * `'service'` sends the service name alone, the logical authority, as a sidecar does (virtual hosts behind
    * it). fetch cannot set `Host` itself, so on `mesh.fetch` this goes through a dispatcher of this service's.
    */
-  host?: 'service' | 'endpoint';
+  host?: 'service' | 'endpoint' | undefined;
   /** Tuning of the `ring-hash` balancer. */
-  ringHash?: RingHashPolicy;
+  ringHash?: RingHashPolicy | undefined;
   /** Tuning of the `maglev` balancer. */
-  maglev?: MaglevPolicy;
+  maglev?: MaglevPolicy | undefined;
   /**
    * Ramps the weight of endpoints that discovery adds after the first list, over `windowMs` (Envoy's slow start).
    * Honoured by round-robin, random, least-request and peak-ewma; not by the hash balancers. Default `false`.
    * @example { slowStart: { windowMs: 30_000, aggression: 1, minWeightPercent: 10 } }
    */
-  slowStart?: false | SlowStartPolicy;
+  slowStart?: false | SlowStartPolicy | undefined;
   /**
    * Zone-aware balancing, when the mesh has a `zone`: prefer endpoints of that zone, and spill to the others as the
    * local zone loses healthy endpoints. `false` turns it off for a service. Default on, `{ overprovisioningFactor: 1.4 }`.
    * @example { locality: { overprovisioningFactor: 1.2 } }
    */
-  locality?: false | LocalityPolicy;
+  locality?: false | LocalityPolicy | undefined;
   /** A Gradient2 concurrency limit in place of a fixed `maxConcurrent` (see {@link AdaptiveConcurrencyPolicy}). Default `false`. */
-  adaptiveConcurrency?: false | AdaptiveConcurrencyPolicy;
+  adaptiveConcurrency?: false | AdaptiveConcurrencyPolicy | undefined;
   /** Client-side throttling on failures (see {@link AdmissionPolicy}). Default `false`. */
-  admission?: false | AdmissionPolicy;
+  admission?: false | AdmissionPolicy | undefined;
   /**
    * Send the time the call has left to each attempt (see {@link DeadlinePolicy}). Default `false`: the header would
    * go to every backend, third parties included; `deadline: {}` turns it on. A per-call `deadline` bounds a call
    * whatever this says.
    */
-  deadline?: false | DeadlinePolicy;
+  deadline?: false | DeadlinePolicy | undefined;
   /** Active HTTP health checks (see {@link HealthCheckPolicy}). Default `false`. */
-  healthCheck?: false | HealthCheckPolicy;
+  healthCheck?: false | HealthCheckPolicy | undefined;
   /** The value a failed call resolves with (a per-call `fallback` wins over it). Default: none, the call rejects. */
-  fallback?: Fallback;
+  fallback?: Fallback | undefined;
 }
 
 /**
@@ -165,14 +165,14 @@ export interface Policy {
  */
 export interface RingHashPolicy {
   /** Fewest ring entries (the ring grows in powers of two per unit of weight to reach it). Default 1024. */
-  minRingSize?: number;
+  minRingSize?: number | undefined;
   /** Most ring entries, at most 8,388,608. Default 8,388,608 (Envoy's). */
-  maxRingSize?: number;
+  maxRingSize?: number | undefined;
   /**
    * Bounded load, in percent (>= 100): an endpoint above this share of the average load passes the key on to the
    * next one in a fixed pseudo-random order (Envoy's `hash_balance_factor`). Default: off.
    */
-  hashBalanceFactor?: number;
+  hashBalanceFactor?: number | undefined;
 }
 
 /**
@@ -181,9 +181,9 @@ export interface RingHashPolicy {
  */
 export interface MaglevPolicy {
   /** Table size M, a prime up to 5,000,011; about 100 × the endpoints or more keeps shares within 1 %. Default 65537. */
-  tableSize?: number;
+  tableSize?: number | undefined;
   /** Bounded load, in percent (>= 100), as for ring hash. Default: off. */
-  hashBalanceFactor?: number;
+  hashBalanceFactor?: number | undefined;
 }
 
 /**
@@ -194,9 +194,9 @@ export interface SlowStartPolicy {
   /** How long a new endpoint ramps. Required. */
   windowMs: number;
   /** Above 1 ramps faster at first, below 1 slower. Default 1 (linear). */
-  aggression?: number;
+  aggression?: number | undefined;
   /** The least share of its weight a ramping endpoint gets, in percent. Default 10. */
-  minWeightPercent?: number;
+  minWeightPercent?: number | undefined;
 }
 
 /**
@@ -208,6 +208,6 @@ export interface LocalityPolicy {
    * The local zone keeps all traffic while its healthy share × this factor ≥ 1 (with 1.4: until fewer than ~72 % of
    * its endpoints are healthy); below that it keeps healthy share × factor of the traffic. Default 1.4 (Envoy's).
    */
-  overprovisioningFactor?: number;
+  overprovisioningFactor?: number | undefined;
 }
 

@@ -3,7 +3,7 @@ import { define } from '../util/own.js';
 import type { Policy, ResolvedPolicy } from '../options.js';
 import { plainConfig, snapshotInput } from './plain.js';
 import type { MeshConfigInput, MeshConfigView, RouteSpec, SubsetSpec } from './types.js';
-import { validateAdaptiveBounds } from '../validate-health.js';
+import { validateMergedPolicies } from '../validate-merged.js';
 import { validateConfigInput, validateRouting } from './validate-config.js';
 
 /** What one service gets of the configuration in force. */
@@ -128,8 +128,9 @@ export class ConfigStore {
     const effective = merge(api, layers);
     // Each layer is valid alone; the merge must be too (a source's route may name a subset of the API's).
     validateRouting(effective.routes, effective.subsets);
-    // And bounds set across layers (`defaults` in one, a service's `max` in another) hold as each service resolves.
-    validateAdaptiveBounds(effective.defaults, effective.services);
+    // And bounds set across layers (`defaults` in one, a service's `max` or a route's timeout in another) hold as
+    // each service and route resolves them.
+    validateMergedPolicies(effective.defaults, effective.services, effective.routes);
     return { api, layers, effective };
   }
 }

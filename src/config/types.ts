@@ -8,9 +8,9 @@ import type { Policy } from './policy.js';
  * @example { tags: ['v2'] }  { meta: { version: '2' } }
  */
 export interface SubsetSpec {
-  tags?: readonly string[];
-  meta?: Readonly<Record<string, string>>;
-  ids?: readonly string[];
+  tags?: readonly string[] | undefined;
+  meta?: Readonly<Record<string, string>> | undefined;
+  ids?: readonly string[] | undefined;
 }
 
 /** A string matched exactly, or by a regular expression (JavaScript syntax, unanchored unless you anchor it). */
@@ -21,13 +21,13 @@ export type PathMatch = { readonly exact: string } | { readonly prefix: string }
 
 /** One match entry: every field given must hold (AND). A route's entries are OR-ed. */
 export interface RouteMatch {
-  path?: PathMatch;
+  path?: PathMatch | undefined;
   /** An HTTP method, case-insensitive. */
-  method?: string;
+  method?: string | undefined;
   /** Header name (case-insensitive) → exact value, or `{ regex }`. */
-  headers?: Readonly<Record<string, StringMatch>>;
+  headers?: Readonly<Record<string, StringMatch>> | undefined;
   /** Query parameter name → exact value. */
-  query?: Readonly<Record<string, string>>;
+  query?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -37,26 +37,26 @@ export interface RouteMatch {
  * (Envoy's priorities; Consul's failover targets map to 1, 2, ...).
  */
 export interface BackendRef {
-  subset?: string;
-  service?: string;
-  weight?: number;
-  priority?: number;
+  subset?: string | undefined;
+  service?: string | undefined;
+  weight?: number | undefined;
+  priority?: number | undefined;
 }
 
 /** Envoy's HTTP fault filter (gRPC A33): percents are of the route's requests. */
 export interface FaultSpec {
   /** Waits `ms` before any network use (within the call's deadline). */
-  delay?: { readonly ms: number; readonly percent: number };
+  delay?: { readonly ms: number; readonly percent: number } | undefined;
   /** Answers `status` (a synthetic Response on fetch paths; `FaultInjectedError` for `call`). Never retried. */
-  abort?: { readonly status: number; readonly percent: number };
+  abort?: { readonly status: number; readonly percent: number } | undefined;
 }
 
 /** Envoy's `request_mirror_policies`: a copy of `percent` of the route's requests, fire and forget. */
 export interface MirrorSpec {
-  subset?: string;
-  service?: string;
+  subset?: string | undefined;
+  service?: string | undefined;
   /** Default 100. */
-  percent?: number;
+  percent?: number | undefined;
 }
 
 /** A route, with Kubernetes Gateway API HTTPRoute semantics: the first route of a service that matches wins. */
@@ -64,17 +64,17 @@ export interface RouteSpec {
   /** The route's name: `ctx.route`, events, and the `route` label in metrics. Unique within a service. */
   name: string;
   /** OR-ed entries; empty or missing matches every request. */
-  match?: readonly RouteMatch[];
+  match?: readonly RouteMatch[] | undefined;
   /** Weighted backends; missing means the whole service. */
-  backends?: readonly BackendRef[];
+  backends?: readonly BackendRef[] | undefined;
   /** The header whose value keeps a request on one backend while weights stay the same. */
-  stickyHeader?: string;
+  stickyHeader?: string | undefined;
   /** Per-route overrides of the service policy. */
-  timeout?: Policy['timeout'];
-  retry?: Policy['retry'];
-  hashHeader?: string;
-  fault?: FaultSpec;
-  mirror?: MirrorSpec;
+  timeout?: Policy['timeout'] | undefined;
+  retry?: Policy['retry'] | undefined;
+  hashHeader?: string | undefined;
+  fault?: FaultSpec | undefined;
+  mirror?: MirrorSpec | undefined;
 }
 
 /**
@@ -82,10 +82,10 @@ export interface RouteSpec {
  * governs) and `fileConfig` reads.
  */
 export interface MeshConfigInput {
-  defaults?: Policy;
-  services?: Readonly<Record<string, Policy>>;
-  routes?: Readonly<Record<string, readonly RouteSpec[]>>;
-  subsets?: Readonly<Record<string, Readonly<Record<string, SubsetSpec>>>>;
+  defaults?: Policy | undefined;
+  services?: Readonly<Record<string, Policy>> | undefined;
+  routes?: Readonly<Record<string, readonly RouteSpec[]>> | undefined;
+  subsets?: Readonly<Record<string, Readonly<Record<string, SubsetSpec>>>> | undefined;
 }
 
 /** `mesh.config()`: what is in force, as plain JSON (functions appear as `"[function]"`, a balancer object by its name). */
@@ -105,7 +105,7 @@ export interface MeshConfigView {
  */
 export interface ConfigSource {
   /** Its name in `config-update` and `config-error` events (`'file:/etc/mesh.json'`, `'consul'`). */
-  readonly name?: string;
+  readonly name?: string | undefined;
   /** Starts watching; `onUpdate` gets each new configuration in full. Returns the unsubscribe. */
   watch(onUpdate: (config: MeshConfigInput) => void, onError: (error: Error) => void): () => void;
   close?(): void | Promise<void>;

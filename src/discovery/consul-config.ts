@@ -10,33 +10,34 @@ export interface ConsulConnectionOptions {
    * Default: `CONSUL_HTTP_ADDR`, else `http://127.0.0.1:8500`. Without a scheme, `CONSUL_HTTP_SSL=true` picks https.
    * @example 'https://consul.internal:8501'
    */
-  url?: string;
+  url?: string | undefined;
   /**
    * ACL token. Sent only in the `X-Consul-Token` header, never in a URL, error, event or log.
    * Default: the content of `CONSUL_HTTP_TOKEN_FILE`, else `CONSUL_HTTP_TOKEN` (the Go client's order). `''` sends none.
    * @example process.env.MY_CONSUL_TOKEN
    */
-  token?: string;
+  token?: string | undefined;
   /**
    * A file holding the token (read once, trimmed), e.g. one a Vault agent writes. Used when `token` is not given.
    * @example '/run/secrets/consul-token'
    */
-  tokenFile?: string;
+  tokenFile?: string | undefined;
   /**
-   * The fetch to talk to Consul with. For TLS with a private CA or mTLS, pass undici's `fetch` bound to an `Agent`
-   * with `connect: { ca, cert, key }`. Default: `globalThis.fetch`.
-   * @example (url, init) => undiciFetch(url, { ...init, dispatcher: new Agent({ connect: { ca, cert, key } }) })
+   * The fetch to talk to Consul with. For TLS with a private CA or mTLS, pass a fetch that uses an undici `Agent`
+   * with `connect: { ca, cert, key }` (Node's global fetch takes undici's `dispatcher`, which the DOM's
+   * `RequestInit` type does not name). Default: `globalThis.fetch`.
+   * @example (url, init) => fetch(url, { ...init, dispatcher: new Agent({ connect: { ca, cert, key } }) } as RequestInit)
    */
-  fetch?: FetchLike;
+  fetch?: FetchLike | undefined;
   /**
    * Deadline of one non-blocking request, and the margin added to a blocking query's `wait` (plus `wait / 16`,
    * Consul's own jitter). Default 4000: below the mesh's `discovery.resolveTimeoutMs` (5 s), so that a slow
    * agent's error says which request it did not answer.
    * @example 2_000
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Where `CONSUL_HTTP_*` are read from. Default `process.env`. @example { CONSUL_HTTP_ADDR: '127.0.0.1:8500' } */
-  env?: Readonly<Record<string, string | undefined>>;
+  env?: Readonly<Record<string, string | undefined>> | undefined;
   /**
    * The largest answer read from Consul, in bytes; a larger one fails (a `DiscoveryError` for discovery) as soon
    * as its `Content-Length` or the bytes read so far pass it, and its connection is dropped. Default 32 MiB: a
@@ -44,7 +45,7 @@ export interface ConsulConnectionOptions {
    * misbehaving agent or proxy cannot make this process buffer gigabytes. At most 512 MiB (V8's longest string).
    * @example 64 * 1024 * 1024
    */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
 }
 
 /** A validated connection: the base URL (no trailing slash), the token, and the fetch. */

@@ -7,12 +7,14 @@ import type { ConsulConnection } from './consul-config.js';
  * Discovery wraps it in a `DiscoveryError`; `registerService` rejects with it.
  */
 export class ConsulError extends MeshError {
+  /** Always `'ECONSUL'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'ECONSUL';
   /** Consul's HTTP status, for an error answer. */
   readonly status: number | undefined;
   /** Consul's error text (truncated, token redacted), for an error answer. */
   readonly body: string | undefined;
 
-  constructor(service: string, message: string, options?: { status?: number; body?: string; cause?: unknown }) {
+  constructor(service: string, message: string, options?: { status?: number | undefined; body?: string | undefined; cause?: unknown }) {
     super('ECONSUL', service, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = options?.status;
     this.body = options?.body;

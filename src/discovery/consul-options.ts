@@ -16,16 +16,16 @@ export interface BlockingLoopOptions {
    * the headers only when the query returns (pass a `fetch` whose dispatcher allows more to go higher).
    * @example 30_000
    */
-  waitMs?: number;
+  waitMs?: number | undefined;
   /** Under churn, at most one blocking query per this interval, per loop, after a burst of 2. Default 250. @example 1_000 */
-  minIntervalMs?: number;
+  minIntervalMs?: number | undefined;
   /** Retry delays of a failing query: doubling from `initialMs`, ±20 % jitter, up to `maxMs`. Default 1000 / 30000. */
   backoff?: {
     /** First retry delay, in ms. */
-    initialMs?: number;
+    initialMs?: number | undefined;
     /** Longest retry delay, in ms. */
-    maxMs?: number;
-  };
+    maxMs?: number | undefined;
+  } | undefined;
 }
 
 /** The loop options resolved. */

@@ -9,7 +9,7 @@ export interface TtlCheck {
   /** Consul marks the instance critical when no heartbeat came for this long, in ms. */
   ttlMs: number;
   /** Shown in Consul's UI. @example 'app heartbeat' */
-  notes?: string;
+  notes?: string | undefined;
 }
 
 /** An HTTP check: Consul itself polls the URL. Passed through to Consul as is. */
@@ -19,55 +19,55 @@ export interface HttpCheck {
   /** How often Consul polls, in ms. */
   intervalMs: number;
   /** How long one poll may take, in ms. Default: Consul's (10 s). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** @example 'HEAD' */
-  method?: string;
+  method?: string | undefined;
   /** Headers Consul sends with each poll. */
-  header?: Readonly<Record<string, readonly string[]>>;
+  header?: Readonly<Record<string, readonly string[]>> | undefined;
   /** Poll an HTTPS URL without verifying its certificate. */
-  tlsSkipVerify?: boolean;
+  tlsSkipVerify?: boolean | undefined;
 }
 
 /** Options of {@link registerService}. */
 export interface RegisterServiceOptions {
   /** The agent to register with; fields fall back to `CONSUL_HTTP_*`. Default: from the environment. */
-  consul?: ConsulConnectionOptions;
+  consul?: ConsulConnectionOptions | undefined;
   /** The instance to register. */
   service: {
     /** The logical service name, as callers resolve it. */
     name: string;
     /** Unique on the agent. Default `<name>-<address>-<port>`, so a restart replaces its old entry. */
-    id?: string;
+    id?: string | undefined;
     /** The address other services dial (not 0.0.0.0). @example '10.0.1.21' */
     address: string;
     /** The port other services dial. */
     port: number;
     /** Consul tags (a `consulRegistry({ tag })` filters on one). */
-    tags?: readonly string[];
+    tags?: readonly string[] | undefined;
     /** Consul service metadata (a zone key, a version, ...). */
-    meta?: Readonly<Record<string, string>>;
+    meta?: Readonly<Record<string, string>> | undefined;
     /** Relative share when passing, and when a check warns. Default { passing: 1, warning: 1 }. */
     weights?: {
       /** Weight while the check passes. */
       passing: number;
       /** Weight while the check warns. Default 1. */
-      warning?: number;
-    };
+      warning?: number | undefined;
+    } | undefined;
   };
   /** Health check; without one the instance counts as passing while its node does. */
-  check?: TtlCheck | HttpCheck;
+  check?: TtlCheck | HttpCheck | undefined;
   /** Consul removes the instance after its check was critical this long (Consul's minimum is 1 minute). */
-  deregisterCriticalAfterMs?: number;
+  deregisterCriticalAfterMs?: number | undefined;
   /**
    * Deregister when the process receives one of these signals. The signal is then raised again once no
    * other listener is left, so Node's default (exit) still happens; this module never calls process.exit.
    * @example ['SIGTERM', 'SIGINT']
    */
-  deregisterOn?: readonly NodeJS.Signals[];
+  deregisterOn?: readonly NodeJS.Signals[] | undefined;
   /** TTL checks: how often to report passing. Default `ttlMs / 3`, so two heartbeats can fail before expiry. */
-  heartbeatMs?: number;
+  heartbeatMs?: number | undefined;
   /** Hears heartbeat failures (they are retried). Errors carry no token. */
-  onError?: (error: Error) => void;
+  onError?: ((error: Error) => void) | undefined;
 }
 
 /** A live registration. */

@@ -10,24 +10,24 @@ import type { Registry } from './registry.js';
 /** Options of {@link consulRegistry}. Connection fields fall back to `CONSUL_HTTP_*`. */
 export interface ConsulRegistryOptions extends ConsulConnectionOptions, BlockingLoopOptions {
   /** Datacenter to query. Default: the agent's. @example 'dc2' */
-  dc?: string;
+  dc?: string | undefined;
   /** Only instances carrying this tag (all of these tags). @example ['v2', 'http'] */
-  tag?: string | readonly string[];
+  tag?: string | readonly string[] | undefined;
   /**
    * Only instances whose every check, node checks included, is passing (`?passing`). Default true. With false,
    * instances in `warning` are kept too (at `Weights.Warning`); critical ones are always left out.
    * @example false
    */
-  passingOnly?: boolean;
+  passingOnly?: boolean | undefined;
   /** A Consul filter expression, applied by Consul. @example 'Service.Meta.version == "2"' */
-  filter?: string;
+  filter?: string | undefined;
   /** Watch with blocking queries (push). Default true; false polls on the mesh's `discovery.refreshMs`. */
-  watch?: boolean;
+  watch?: boolean | undefined;
   /**
    * A meta key holding the instance's zone (looked up in Service.Meta, then Node.Meta). Default: the zone is
    * `Node.Datacenter`. @example 'availability-zone'
    */
-  zoneMetaKey?: string;
+  zoneMetaKey?: string | undefined;
 }
 
 /** A Consul registry (`watch` is absent with `watch: false`); `watchState` is for tests and debugging. */

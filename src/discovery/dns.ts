@@ -14,7 +14,7 @@ export interface DnsRegistryOptions {
    * DNS servers to ask, as IP addresses with an optional port. Default: the system's (`/etc/resolv.conf`).
    * @example servers: ['127.0.0.1:8600', '[::1]:53']
    */
-  servers?: readonly string[];
+  servers?: readonly string[] | undefined;
   /**
    * Which records name a service:
    * - `'srv'` (default): SRV records of `_http._tcp.<service>`; their targets' A/AAAA records give the addresses;
@@ -23,37 +23,37 @@ export interface DnsRegistryOptions {
    *   record (NODATA). A failure (SERVFAIL, timeout ...) is a failure, not a reason to fall back.
    * @example mode: 'auto', port: 8080
    */
-  mode?: DnsMode;
+  mode?: DnsMode | undefined;
   /**
    * The DNS name to query for a service; `type` says which query it is for. Default: `_http._tcp.<service>`
    * for SRV and `<service>` for A/AAAA.
    * @example nameFor: (service, type) => (type === 'srv' ? `_grpc._tcp.${service}.prod.svc.cluster.local` : `${service}.prod.svc.cluster.local`)
    */
-  nameFor?: (service: string, type: 'srv' | 'a') => string;
+  nameFor?: ((service: string, type: 'srv' | 'a') => string) | undefined;
   /**
    * The port of the endpoints found by A/AAAA records (SRV records carry their own). Required for `'a'` and `'auto'`.
    * @example port: 8080
    */
-  port?: number;
+  port?: number | undefined;
   /**
    * Bounds on how long an answer is trusted: the TTL (the smallest of the addresses used) is clamped to
    * [minTtlMs, maxTtlMs]. Defaults 1 s and 5 min. `minTtlMs` keeps a TTL of 0 from turning into a busy loop.
    * @example minTtlMs: 5_000, maxTtlMs: 60_000
    */
-  minTtlMs?: number;
+  minTtlMs?: number | undefined;
   /** Upper bound on how long an answer is trusted, in ms (see `minTtlMs`). Default 5 min. */
-  maxTtlMs?: number;
+  maxTtlMs?: number | undefined;
   /**
    * Deadline for one lookup, SRV and targets together (default 3 s). Keep it below the mesh's
    * `discovery.resolveTimeoutMs` (5 s) so that the error names the DNS name and server.
    * @example timeoutMs: 1_000
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * The RNG of the RFC 2782 weighted order (tests: `seededRng(42)`).
    * @example random: seededRng(42)
    */
-  random?: Rng;
+  random?: Rng | undefined;
 }
 
 export const DNS_DEFAULTS = { mode: 'srv', minTtlMs: 1_000, maxTtlMs: 300_000, timeoutMs: 3_000 } as const;

@@ -6,7 +6,9 @@ export interface StaticRegistry extends Registry {
   /**
    * Replaces a service's endpoints; watching meshes see the change at once (no TTL to wait for).
    * Throws a `TypeError` naming the bad entry, and then changes nothing.
-   * @example registry.set('users', ['127.0.0.1:8083', { host: '127.0.0.1', port: 8084, weight: 2 }])
+   * @example
+   * const registry = staticRegistry({ users: ['127.0.0.1:8081'] });
+   * registry.set('users', ['127.0.0.1:8083', { host: '127.0.0.1', port: 8084, weight: 2 }]);
    */
   set(service: string, endpoints: readonly EndpointInput[]): void;
 }

@@ -12,7 +12,7 @@ export interface Endpoint {
   /** Relative share of traffic; every balancer honours it. Default 1. */
   readonly weight: number;
   /** Locality, for zone-aware balancing. */
-  readonly zone?: string;
+  readonly zone?: string | undefined;
   /** Labels from the registry (Consul tags, for example). */
   readonly tags: readonly string[];
   /** Key-value metadata from the registry. */
@@ -22,8 +22,8 @@ export interface Endpoint {
 /**
  * What a registry may hand in: `'host:port'`, `'[::1]:port'`, or an object whose optional fields get defaults.
  *
- * @example
- * ['127.0.0.1:8081', { host: '127.0.0.1', port: 8083, weight: 3, zone: 'b' }]
+ * @example '127.0.0.1:8081'
+ * @example { host: '127.0.0.1', port: 8083, weight: 3, zone: 'b' }
  */
 export type EndpointInput =
   | string
@@ -33,15 +33,15 @@ export type EndpointInput =
       /** TCP port, 1 to 65535. */
       port: number;
       /** Stable identity; default `host:port`. */
-      id?: string;
+      id?: string | undefined;
       /** Relative share of traffic, > 0. Default 1. */
-      weight?: number;
+      weight?: number | undefined;
       /** Locality, for zone-aware balancing. */
-      zone?: string;
+      zone?: string | undefined;
       /** Labels. Default none. */
-      tags?: readonly string[];
+      tags?: readonly string[] | undefined;
       /** Key-value metadata. Default none. */
-      meta?: Readonly<Record<string, string>>;
+      meta?: Readonly<Record<string, string>> | undefined;
     };
 
 const EMPTY_TAGS: readonly string[] = Object.freeze([]);

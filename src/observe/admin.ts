@@ -1,14 +1,20 @@
 import { createHash } from 'node:crypto';
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT, DASHBOARD_STYLE } from './dashboard-page.js';
-import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
+import type { MetricsOptions } from './exposition-sink.js';
+import { negotiateMetricsFormat } from './metrics-negotiation.js';
 import type { MeshSnapshot } from './snapshot.js';
 
-/** The part of a request the admin handler reads; `node:http`'s `IncomingMessage` has it, and so has Express's. */
+/**
+ * The part of a request the admin handler reads; `node:http`'s `IncomingMessage` has it, and so have Express's
+ * request and Fastify's `request.raw`.
+ */
 export interface AdminRequest {
   /** The HTTP method; GET and HEAD are served. */
   readonly method?: string | undefined;
   /** The request target (path and query), as `node:http` gives it. */
   readonly url?: string | undefined;
+  /** Request headers, lower-case names (as `node:http` gives them): `accept` chooses the `/metrics` format. */
+  readonly headers?: Readonly<Record<string, string | readonly string[] | undefined>> | undefined;
 }
 
 /** The part of a response the admin handler writes; `node:http`'s `ServerResponse` has it, and so has Express's. */
@@ -22,9 +28,10 @@ export interface AdminResponse {
 }
 
 /**
- * A read-only `(req, res)` handler for `node:http` (or Express, Connect, Fastify's `reply.raw`, ...):
- * `GET /metrics`, `GET /snapshot`, `GET /` (the dashboard); HEAD too; any other method on those is 405,
- * any other path 404.
+ * A read-only `(req, res)` handler for `node:http` (or Express, Connect, or Fastify's `request.raw` and
+ * `reply.raw` after `reply.hijack()`, with `prefix`: Fastify passes the full URL): `GET /metrics` (the text
+ * format 0.0.4, or OpenMetrics 1.0 when `Accept` asks for `application/openmetrics-text`), `GET /snapshot`,
+ * `GET /` (the dashboard); HEAD too; any other method on those is 405, any other path 404.
  */
 export type AdminHandler = (req: AdminRequest, res: AdminResponse) => void;
 
@@ -35,15 +42,16 @@ export type AdminHandler = (req: AdminRequest, res: AdminResponse) => void;
 export interface AdminHandlerOptions {
   /**
    * A path prefix the handler strips before routing, for a plain `node:http` server that serves other
-   * things too. Leave it out when mounted at the root, or under a router that strips its mount path
-   * itself (Express's `app.use('/admin', handler)`). Requests outside the prefix get 404.
+   * things too, or for Fastify (whose `request.raw.url` keeps the route's path). Leave it out when mounted at
+   * the root, or under a router that strips its mount path itself (Express's `app.use('/admin', handler)`).
+   * Requests outside the prefix get 404.
    */
-  prefix?: string;
+  prefix?: string | undefined;
 }
 
 /** What the handler serves from (the mesh). */
 export interface AdminSource {
-  metrics(): string;
+  metrics(options?: MetricsOptions): string;
   snapshot(): MeshSnapshot;
 }
 
@@ -76,7 +84,12 @@ export function createAdminHandler(source: AdminSource, options: AdminHandlerOpt
     }
     const head = method === 'HEAD';
     try {
-      if (route === 'metrics') return send(res, 200, PROMETHEUS_CONTENT_TYPE, source.metrics(), head);
+      if (route === 'metrics') {
+        // What a cache in between must key on, as client_golang's promhttp says too.
+        res.setHeader('vary', 'Accept');
+        const { format, contentType } = negotiateMetricsFormat(req.headers?.accept);
+        return send(res, 200, contentType, source.metrics({ format }), head);
+      }
       if (route === 'snapshot') return send(res, 200, 'application/json; charset=utf-8', JSON.stringify(source.snapshot()), head);
       res.setHeader('content-security-policy', csp());
       res.setHeader('referrer-policy', 'no-referrer');

@@ -1,7 +1,7 @@
 /**
  * The admin dashboard: one self-contained HTML page (no CDN, no build step, no external request other than
  * its own `snapshot`). It polls `snapshot` next to its own URL every second and draws, per service and
- * endpoint: state, EWMA latency, in-flight, success rate and request rate of the last second, weight and
+ * endpoint (named by its id, the name in the metrics and events too, with host:port under it when different): state, EWMA latency, in-flight, success rate and request rate of the last second, weight and
  * zone, with bars and 60-second sparklines so a slow or failing endpoint stands out. It also shows the
  * configuration in force (`snapshot.config`): its version (and how long ago it changed) and, per service with
  * routes, each route with its match, its backends' configured weight and share next to the share of calls each

@@ -7,13 +7,13 @@ import CircuitBreaker from 'opossum';
  */
 export interface BreakerPolicy {
   /** The breaker opens above this failure percentage in the rolling window. Default 50. */
-  errorThresholdPercentage?: number;
+  errorThresholdPercentage?: number | undefined;
   /** Attempts the window must hold before the breaker may open. Default 20. */
-  volumeThreshold?: number;
+  volumeThreshold?: number | undefined;
   /** How long an open breaker waits before it lets one probe through (half-open), in ms. Default 10 s. */
-  resetTimeoutMs?: number;
+  resetTimeoutMs?: number | undefined;
   /** The window failures are counted over, in ms. Default 10 s. */
-  rollingWindowMs?: number;
+  rollingWindowMs?: number | undefined;
 }
 
 /** A breaker's state as the mesh reports it. */

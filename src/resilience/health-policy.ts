@@ -10,34 +10,34 @@
  * success rate is below mean − `stdevFactor` × stdev, with probability `enforcingPercent`. Endpoints already out
  * are left out of the figures; outliers go worst first within `outlier.maxEjectionPercent`, for as long as any
  * ejection (`baseEjectionMs` × times ejected); the `ejected` event says `reason: 'success-rate'`.
- * @example { successRate: { minHosts: 5, requestVolume: 100, stdevFactor: 1.9, enforcingPercent: 100 } }
+ * @example { minHosts: 5, requestVolume: 100, stdevFactor: 1.9, enforcingPercent: 100 }
  */
 export interface SuccessRatePolicy {
   /** Fewest endpoints with enough volume for the rule to run. Default 5 (Envoy's). */
-  minHosts?: number;
+  minHosts?: number | undefined;
   /** Fewest attempts in the interval for an endpoint to count. Default 100 (Envoy's). */
-  requestVolume?: number;
+  requestVolume?: number | undefined;
   /** How many standard deviations below the mean ejects. Default 1.9 (Envoy's `stdev_factor` 1900 ÷ 1000). */
-  stdevFactor?: number;
+  stdevFactor?: number | undefined;
   /** The chance, in percent, that an endpoint found an outlier is ejected. Default 100 (Envoy's). */
-  enforcingPercent?: number;
+  enforcingPercent?: number | undefined;
 }
 
 /**
  * Envoy's failure-percentage outlier detection: every `outlier.intervalMs`, eject each endpoint with at least
  * `requestVolume` attempts whose failure percentage is at or above `threshold`, when at least `minHosts` endpoints
  * have that volume.
- * @example { failurePercent: { threshold: 85, minHosts: 5, requestVolume: 50, enforcingPercent: 100 } }
+ * @example { threshold: 85, minHosts: 5, requestVolume: 50, enforcingPercent: 100 }
  */
 export interface FailurePercentPolicy {
   /** Failure percentage at or above which an endpoint is ejected. Default 85 (Envoy's). */
-  threshold?: number;
+  threshold?: number | undefined;
   /** Fewest endpoints with enough volume for the rule to run. Default 5 (Envoy's). */
-  minHosts?: number;
+  minHosts?: number | undefined;
   /** Fewest attempts in the interval for an endpoint to count. Default 50 (Envoy's). */
-  requestVolume?: number;
+  requestVolume?: number | undefined;
   /** The chance, in percent, that an endpoint over the threshold is ejected. Default 100. */
-  enforcingPercent?: number;
+  enforcingPercent?: number | undefined;
 }
 
 /**
@@ -46,45 +46,45 @@ export interface FailurePercentPolicy {
  * RTT measured as Envoy does (the limit held at `min` for 50 calls, every 30 s plus jitter). Calls over it are
  * rejected at once with `BulkheadFullError` (`source: 'adaptiveConcurrency'`), never queued. It replaces a fixed
  * `maxConcurrent` for the service; with both set, `maxConcurrent` caps it (and `maxQueued` waits for its slots only).
- * @example { adaptiveConcurrency: { initial: 20, min: 20, max: 200, smoothing: 0.2 } }
+ * @example { initial: 20, min: 20, max: 200, smoothing: 0.2 }
  */
 export interface AdaptiveConcurrencyPolicy {
   /** The limit to start from. Default 20. */
-  initial?: number;
+  initial?: number | undefined;
   /**
    * The lowest the limit goes, and the concurrency the no-load RTT is measured at: keep it below the backend's own
    * concurrency (its slots), or the measure includes a queue. Default 20.
    */
-  min?: number;
+  min?: number | undefined;
   /** The highest the limit goes. Default 200. */
-  max?: number;
+  max?: number | undefined;
   /** How much of each new estimate moves the limit, from 0 to 1. Default 0.2. */
-  smoothing?: number;
+  smoothing?: number | undefined;
 }
 
 /**
  * Client-side throttling (the SRE book, ch. 21; Envoy's `admission_control`): over a sliding window of `windowMs`,
  * a call is rejected locally with probability `max(0, (requests − accepts ÷ successRatio) ÷ (requests + 1))`,
  * capped at `maxRejectPercent`. `successRatio` is the SRE book's 1 ÷ K.
- * @example { admission: { successRatio: 0.5, maxRejectPercent: 80, windowMs: 30_000 } }
+ * @example { successRatio: 0.5, maxRejectPercent: 80, windowMs: 30_000 }
  */
 export interface AdmissionPolicy {
   /** The success ratio below which calls start to be rejected (1 ÷ K). Default 0.5 (the SRE book's K = 2). */
-  successRatio?: number;
+  successRatio?: number | undefined;
   /** The highest rejection probability, in percent. Default 80 (Envoy's `max_rejection_probability`). */
-  maxRejectPercent?: number;
+  maxRejectPercent?: number | undefined;
   /** The sliding window requests and accepts are counted over. Default 30 s (Envoy's `sampling_window`). */
-  windowMs?: number;
+  windowMs?: number | undefined;
 }
 
 /**
  * Deadline propagation (Finagle's and gRPC's): every attempt carries the time the call has left, in ms, in
  * `header` (fetch and the undici dispatcher), and `mesh.call`'s context carries it as `grpcTimeout` (`'250m'`).
- * @example { deadline: { header: 'x-request-deadline-ms' } }
+ * @example { header: 'x-request-deadline-ms' }
  */
 export interface DeadlinePolicy {
   /** The request header that carries the time left, in ms. Default `x-request-deadline-ms`. */
-  header?: string;
+  header?: string | undefined;
 }
 
 /**
@@ -103,19 +103,19 @@ export interface DeadlinePolicy {
  *   'health-check'`, `restored`, the panic threshold) but is not capped by `outlier.maxEjectionPercent`, as Envoy
  *   does not cap active checks: when too many fail, the panic threshold balances over all of them again.
  * - Probes never count as calls (no metrics, no breaker, no outlier detection), and `close()` ends them all.
- * @example { healthCheck: { path: '/healthz', intervalMs: 5_000, timeoutMs: 1_000, unhealthyThreshold: 3, healthyThreshold: 2 } }
+ * @example { path: '/healthz', intervalMs: 5_000, timeoutMs: 1_000, unhealthyThreshold: 3, healthyThreshold: 2 }
  */
 export interface HealthCheckPolicy {
   /** The path probed. Default `/healthz`. */
-  path?: string;
+  path?: string | undefined;
   /** Between two probes of one endpoint. Default 5 s. */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /** One probe's bound. Default 1 s. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Failed probes in a row that eject. Default 3. */
-  unhealthyThreshold?: number;
+  unhealthyThreshold?: number | undefined;
   /** Passed probes in a row that bring an ejected endpoint back. Default 2. */
-  healthyThreshold?: number;
+  healthyThreshold?: number | undefined;
 }
 
 /** What a fallback learns of the call that failed. */
@@ -129,6 +129,6 @@ export interface FallbackContext {
 /**
  * The value a call resolves with once it has failed (every attempt it was allowed is over, or it was rejected
  * before any). A fallback that throws (or rejects) rejects the call with that error.
- * @example { fallback: (error, { service }) => new Response('[]', { status: 200 }) }
+ * @example (error, { service }) => new Response(JSON.stringify({ service, items: [] }), { status: 200 })
  */
 export type Fallback<T = unknown> = (error: unknown, ctx: FallbackContext) => T | Promise<T>;

@@ -8,22 +8,22 @@ import type { FailurePercentPolicy, SuccessRatePolicy } from './health-policy.js
  */
 export interface OutlierPolicy {
   /** Failures in a row that eject an endpoint. Default 5. */
-  consecutiveFailures?: number;
+  consecutiveFailures?: number | undefined;
   /** First ejection's length, in ms; each further one is longer by as much. Default 30 s. */
-  baseEjectionMs?: number;
+  baseEjectionMs?: number | undefined;
   /** Longest ejection, in ms. Default 300 s. */
-  maxEjectionMs?: number;
+  maxEjectionMs?: number | undefined;
   /** Most endpoints ejected at once, in percent (one can always be). Default 10. */
-  maxEjectionPercent?: number;
+  maxEjectionPercent?: number | undefined;
   /**
    * How often the statistical rules run over the attempts of the interval just ended. Default 10 s (Envoy's). The
    * timer is armed by traffic: a service with no attempt since the last run has none.
    */
-  intervalMs?: number;
+  intervalMs?: number | undefined;
   /** Success-rate ejection; `false` turns it off. Default on, as Envoy's (`{ minHosts: 5, requestVolume: 100, stdevFactor: 1.9 }`). */
-  successRate?: false | SuccessRatePolicy;
+  successRate?: false | SuccessRatePolicy | undefined;
   /** Failure-percentage ejection. Default `false`, as Envoy's (`enforcing_failure_percentage` 0); `{}` turns it on at 85 %. */
-  failurePercent?: false | FailurePercentPolicy;
+  failurePercent?: false | FailurePercentPolicy | undefined;
 }
 
 /** An outlier policy with every default filled in. */

@@ -12,7 +12,7 @@ export interface ConsulConfigOptions extends ConsulConnectionOptions, BlockingLo
    * Datacenter to read the chains and subsets from (`?dc=`): give the same one as to consulRegistry, whose
    * endpoints the routes and subsets select from. Default: the agent's. @example 'dc2'
    */
-  dc?: string;
+  dc?: string | undefined;
 }
 
 /** The source {@link consulConfig} returns. */

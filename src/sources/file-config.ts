@@ -11,14 +11,14 @@ export interface FileConfigOptions {
    * chunks is read once, complete. A stream of changes delays a read by at most one second more. Default 50.
    * @example 200
    */
-  debounceMs?: number;
+  debounceMs?: number | undefined;
   /**
    * How often the file is stat'ed, in case `fs.watch` misses a change (network and some container filesystems
    * send no events, and a change behind a symlink that points out of the directory sends none either). It is
    * read again only when its inode, size or mtime changed. Default 1000.
    * @example 5_000
    */
-  pollMs?: number;
+  pollMs?: number | undefined;
 }
 
 /** setTimeout's limit; a longer delay would fire at once. */

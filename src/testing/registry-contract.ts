@@ -25,9 +25,9 @@ export interface RegistryContractHooks {
   /** Runs after each case, once the registry's own `close()` has returned: stop what `setup` started. */
   teardown?(): void | Promise<void>;
   /** Whether weights survive the trip through the source (DNS A records and Kubernetes have none). Default true. */
-  readonly weights?: boolean;
+  readonly weights?: boolean | undefined;
   /** How long to wait for a change to show (a push, or a refresh). Default 2000 ms. */
-  readonly waitMs?: number;
+  readonly waitMs?: number | undefined;
   /**
    * Resolves once the source delivered everything it will deliver for now, so that "nothing arrives" can be
    * asserted. Default: let pending promise callbacks run.
@@ -37,7 +37,7 @@ export interface RegistryContractHooks {
    * The test runner: its module (`import * as vitest from 'vitest'`, `import * as test from 'node:test'`) or any
    * object with `describe`, `it`, `beforeEach` and `afterEach`. Default: the globals of that name.
    */
-  readonly test?: ContractTestApi;
+  readonly test?: ContractTestApi | undefined;
 }
 
 /** Makes the registry under test; called before each case, after `hooks.setup()`. */

@@ -17,7 +17,7 @@ export type ContractCase = (...args: unknown[]) => unknown;
 
 export interface ContractIt {
   (name: string, body: ContractCase): unknown;
-  skip?: (name: string, body: ContractCase) => unknown;
+  skip?: ((name: string, body: ContractCase) => unknown) | undefined;
 }
 
 /** The runner's functions: `given` when passed, else the globals; a clear TypeError when neither has them. */

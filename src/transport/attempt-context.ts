@@ -20,7 +20,7 @@ export interface AttemptContext {
    * at most 8 digits, in seconds, minutes or hours past that; `'1n'` when nothing is left), to put in the metadata
    * of a raw gRPC request; computed when read. `undefined` with the policy off (then use `deadline`: the policy
    * says whether the time left should reach the backend at all).
-   * @example metadata.set('grpc-timeout', ctx.grpcTimeout)
+   * @example if (ctx.grpcTimeout !== undefined) metadata.set('grpc-timeout', ctx.grpcTimeout)
    */
   readonly grpcTimeout?: string | undefined;
   /** The endpoint this attempt goes to. */
@@ -28,9 +28,9 @@ export interface AttemptContext {
   /** The name of the route that chose this call's backend; undefined when no route matched. */
   readonly route?: string | undefined;
   /** The backend that route chose: a subset, another service, or both. */
-  readonly backend?: { readonly subset?: string; readonly service?: string } | undefined;
+  readonly backend?: { readonly subset?: string | undefined; readonly service?: string | undefined } | undefined;
   /** True for a mirrored copy of a request (its outcome reaches nobody). */
-  readonly mirror?: boolean;
+  readonly mirror?: boolean | undefined;
 }
 
 /** The function a call runs against one endpoint. */

@@ -137,33 +137,43 @@ export function sendThrough(
 }
 
 /**
- * The attempts of `plan` with the `deadline` policy on: each carries the time the call has left as it starts, in
- * header `header` (lower case), so a retry or a hedge sends less than the attempt before it. The mesh's value
- * replaces a header of that name the caller set (the caller's is dropped, whatever its case): the mesh knows the
- * call's real deadline, and a caller that has a budget of its own passes it as `deadline` (`inboundDeadline(req)`),
- * which the mesh's value then never exceeds. Through the service's dispatcher, as {@link sendThrough}, unless the
- * caller brought one. The caller's headers are copied once per call; a plan without the policy never comes here.
+ * The attempts of `plan` with headers of their own, added per attempt as it starts:
+ * - with the `deadline` policy on (`deadlineHeader`, lower case), the time the call has left, so a retry or a hedge
+ *   sends less than the attempt before it. The mesh's value replaces a header of that name the caller set (the
+ *   caller's is dropped, whatever its case): the mesh knows the call's real deadline, and a caller that has a budget
+ *   of its own passes it as `deadline` (`inboundDeadline(req)`), which the mesh's value then never exceeds;
+ * - with telemetry on (`traced`), the propagation headers of the attempt's own span (`traceparent`, ...), read as
+ *   the attempt is sent, under its span, so each retry and hedge carries its own. A header of that name the caller
+ *   set is the caller's and is never overwritten, as `withTraceContext` does.
+ * Through the service's dispatcher, as {@link sendThrough}, unless the caller brought one. The caller's headers are
+ * copied once per call; a plan with neither never comes here.
  */
-export function sendWithDeadline(
+export function sendWithHeaders(
   fetchImpl: (input: string, init: RequestInit) => Promise<Response>,
   plan: FetchPlan,
   dispatcher: { get(): object | Promise<object> } | undefined,
-  header: string,
+  deadlineHeader: string | undefined,
+  traced: boolean,
 ): AttemptFn<Response> {
   const { prefix, rest, base } = plan;
-  const others = headerPairsWithout(base.headers as RequestHeaders, header);
+  const others = headerPairsWithout(base.headers as RequestHeaders, deadlineHeader ?? '');
+  const callerSet = traced ? new Set(others.map(([name]) => name.toLowerCase())) : undefined;
   const own = base.dispatcher === undefined ? dispatcher : undefined;
-  const init = (ctx: AttemptContext, d: object | undefined): RequestInit => {
-    const headers = [...others, [header, String(timeLeftMs(ctx))]];
+  const init = (ctx: AttemptContext, d: object | undefined, trace: Readonly<Record<string, string>> | undefined): RequestInit => {
+    const headers = [...others];
+    if (deadlineHeader !== undefined) headers.push([deadlineHeader, String(timeLeftMs(ctx))]);
+    if (trace !== undefined) for (const name of Object.keys(trace)) if (!callerSet!.has(name)) headers.push([name, trace[name]!]);
     return (d === undefined ? { ...base, headers, signal: ctx.signal } : { ...base, headers, signal: ctx.signal, dispatcher: d }) as RequestInit;
   };
   return (endpoint, ctx) => {
     const url = prefix + authority(endpoint.host, endpoint.port) + rest;
-    if (own === undefined) return fetchImpl(url, init(ctx, undefined));
+    // Read now, under the attempt's span (a wait for the dispatcher below runs outside it).
+    const trace = traced ? (ctx as { readonly traceHeaders?: Readonly<Record<string, string>> | undefined }).traceHeaders : undefined;
+    if (own === undefined) return fetchImpl(url, init(ctx, undefined, trace));
     const d = own.get();
-    if (!(d instanceof Promise)) return fetchImpl(url, init(ctx, d));
+    if (!(d instanceof Promise)) return fetchImpl(url, init(ctx, d, trace));
     // Read once the dispatcher is ready: the wait comes out of what is left.
-    return d.then((ready) => fetchImpl(url, init(ctx, ready)));
+    return d.then((ready) => fetchImpl(url, init(ctx, ready, trace)));
   };
 }
 

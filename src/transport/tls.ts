@@ -14,15 +14,15 @@ export interface TlsPolicy {
    * Sent as SNI and checked against the certificate. Default: the service name when the endpoint is an IP
    * address, else the endpoint's host name.
    */
-  servername?: string;
+  servername?: string | undefined;
   /** CA certificates to trust instead of Node's bundled roots (PEM; one or several). */
-  ca?: Pem | readonly Pem[];
+  ca?: Pem | readonly Pem[] | undefined;
   /** Client certificate (PEM) for mutual TLS; needs `key`. */
-  cert?: Pem;
+  cert?: Pem | undefined;
   /** Client private key (PEM) for mutual TLS; needs `cert`. */
-  key?: Pem;
+  key?: Pem | undefined;
   /** Default `true`. `false` turns verification off (a test rig, never production). */
-  rejectUnauthorized?: boolean;
+  rejectUnauthorized?: boolean | undefined;
 }
 
 /** The options of `tls.connect` for one endpoint (what undici's `connect` option passes on). */

@@ -13,11 +13,11 @@ import { sinkFor, type AnyHandler, type CallerSink } from './sink.js';
 /** Options of {@link meshDispatcher}: passed to the `Pool` of each endpoint. */
 export interface MeshDispatcherOptions {
   /** Connections per endpoint (undici `Pool`'s `connections`). Default: undici's (no limit). */
-  connections?: number;
+  connections?: number | undefined;
   /** Requests pipelined per connection (undici's `pipelining`). Default: undici's (1). */
-  pipelining?: number;
+  pipelining?: number | undefined;
   /** Negotiate HTTP/2 over TLS (undici's `allowH2`). Default: undici's (`false`). */
-  allowH2?: boolean;
+  allowH2?: boolean | undefined;
 }
 
 const OPTION_KEYS: ReadonlySet<string> = new Set(['connections', 'pipelining', 'allowH2']);

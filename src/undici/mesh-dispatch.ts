@@ -178,6 +178,8 @@ function planCall(core: MeshCore, svc: Service, opts: DispatchOptions, sink: Cal
     sink.opts = { ...sent, headers: headerObjectWithout(sent.headers, deadline.header) };
     sink.deadlineHeader = deadline.header;
   }
+  // Telemetry's `traceparent` per attempt (CallerSink.optionsFor), when it is on.
+  if (core.env.instrument !== undefined) sink.traced = true;
   call.request = sink;
   return call;
 }

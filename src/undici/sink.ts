@@ -1,3 +1,4 @@
+import { withHeader, type RequestHeaders } from '../transport/request-headers.js';
 import { objectToRaw, rawToObject } from './headers.js';
 import type { AttemptResponse, Sink, UndiciController } from './response.js';
 
@@ -41,6 +42,11 @@ export abstract class CallerSink implements Sink {
    * (from which the caller's header of that name was dropped). Undefined otherwise, and then `opts` goes as is.
    */
   deadlineHeader: string | undefined;
+  /**
+   * Telemetry (`withTelemetry`) was on when the call was planned: each attempt adds its span's propagation headers
+   * (`traceparent`, ...), never over a header of that name the caller set.
+   */
+  traced = false;
   /** The mesh call this dispatch runs as; the caller's abort stops it (before it started, nothing is sent). */
   call: { stop(reason: unknown): void } | undefined;
   /** The caller has heard its end or its error: nothing more reaches it. */
@@ -66,11 +72,17 @@ export abstract class CallerSink implements Sink {
    * What an attempt dispatches: `opts`, plus (with the `deadline` policy on) the time the call has left as the
    * attempt starts, so each retry or hedge carries less. One field check when the policy is off.
    */
-  optionsFor(attempt: { readonly timeLeftMs: number }): object {
+  optionsFor(attempt: { readonly timeLeftMs: number; readonly traceHeaders?: Readonly<Record<string, string>> | undefined }): object {
     const header = this.deadlineHeader;
     const opts = this.opts as { readonly headers?: object };
-    if (header === undefined) return opts;
-    return { ...opts, headers: { ...opts.headers, [header]: String(attempt.timeLeftMs) } };
+    if (!this.traced) {
+      if (header === undefined) return opts;
+      return { ...opts, headers: { ...opts.headers, [header]: String(attempt.timeLeftMs) } };
+    }
+    let headers = (header === undefined ? opts.headers : { ...opts.headers, [header]: String(attempt.timeLeftMs) }) as RequestHeaders;
+    const trace = attempt.traceHeaders;
+    if (trace !== undefined) for (const name of Object.keys(trace)) headers = withHeader(headers, name, trace[name]!);
+    return { ...opts, headers };
   }
 
   /** Refuses the request before anything is sent: the caller is handed its abort, then hears `error`. */

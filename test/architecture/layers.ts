@@ -12,23 +12,28 @@
  * - observe: snapshot, metrics, admin (they read services);
  * - sources: config sources (file, Consul's discovery chain): they send configurations, they hold no service;
  * - mesh (and its core, for adapters);
- * - adapter: what runs calls through the core with a transport of its own (undici, clients per endpoint);
+ * - adapter: what runs calls through the core with a transport of its own (undici, clients per endpoint), or hooks
+ *   into it (OpenTelemetry);
  * - testing: the published kit for adapter authors (the registry contract); it drives discovery, nothing imports it;
  * - the entry points.
  */
+/** The files of src/observe/ that read a mesh's core (its services, name, close) and so sit with the adapters. */
+const MESH_BOUND = ['src/observe/telemetry.ts', 'src/observe/prom-client.ts', 'src/observe/render-meshes.ts'];
+
 export const LAYERS: readonly (readonly [name: string, test: (path: string) => boolean])[] = [
   ['kernel', (p) => p.startsWith('src/util/') || ['src/errors.ts', 'src/events.ts', 'src/observe/emitter.ts', 'src/observe/histogram.ts', 'src/endpoint/endpoint.ts'].includes(p)],
   ['resilience', (p) => p.startsWith('src/resilience/')],
   ['endpoint', (p) => p.startsWith('src/endpoint/')],
   ['policy', (p) => p.startsWith('src/balancer/') || p.startsWith('src/discovery/') || ['src/observe/service-metrics.ts', 'src/observe/route-stats.ts'].includes(p)],
   ['transport', (p) => p.startsWith('src/transport/')],
-  ['config', (p) => ['src/options.ts', 'src/defaults.ts', 'src/validate.ts', 'src/validate-health.ts', 'src/validate-primitives.ts'].includes(p) || p.startsWith('src/config/')],
+  ['config', (p) => ['src/options.ts', 'src/defaults.ts', 'src/validate.ts', 'src/validate-health.ts', 'src/validate-merged.ts', 'src/validate-primitives.ts'].includes(p) || p.startsWith('src/config/')],
   ['call', (p) => p.startsWith('src/call/')],
   ['service', (p) => ['src/service.ts', 'src/service-health.ts', 'src/service-table.ts', 'src/health-check.ts'].includes(p) || p.startsWith('src/routing/')],
-  ['observe', (p) => p.startsWith('src/observe/')],
+  // telemetry.ts, prom-client.ts and render-meshes.ts bind to a mesh's core, as an adapter does (the rest is observe)
+  ['observe', (p) => p.startsWith('src/observe/') && !MESH_BOUND.includes(p)],
   ['sources', (p) => p.startsWith('src/sources/')],
-  ['mesh', (p) => ['src/mesh.ts', 'src/mesh-core.ts', 'src/mesh-config.ts', 'src/mesh-calls.ts'].includes(p)],
-  ['adapter', (p) => p.startsWith('src/undici/') || p === 'src/endpoint-clients.ts'],
+  ['mesh', (p) => ['src/mesh.ts', 'src/mesh-core.ts', 'src/mesh-config.ts', 'src/mesh-calls.ts', 'src/warmup.ts'].includes(p)],
+  ['adapter', (p) => p.startsWith('src/undici/') || p === 'src/endpoint-clients.ts' || MESH_BOUND.includes(p)],
   ['testing', (p) => p.startsWith('src/testing/')],
   ['entry', (p) => /^src\/[a-z-]+\.ts$/.test(p)],
 ];

@@ -2,13 +2,16 @@
 // endpoints, states and numbers are visible and change, and that the configuration in force (its version, the
 // routes with their weights against the observed shares, faults and mirrors) is shown, escaped. Saves test-artifacts/dashboard.png; with
 // UPDATE_README_SCREENSHOT=1 also the README's assets/dashboard.png. Skipped without Chromium, unless
-// REQUIRE_BROWSER=1 (CI), which fails.
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// REQUIRE_BROWSER=1 (CI), which fails. The last suite runs `npm run demo` itself (examples/demo.ts --keep) and
+// checks that its dashboard shows the demo's endpoint names and stays up after the load, and that its SVG chart
+// parses and renders in Chromium.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMesh, staticRegistry, type Mesh, type MeshConfigInput } from '../../src/index.js';
@@ -250,4 +253,101 @@ describe.skipIf(chromiumBin === undefined)('the dashboard shows the configuratio
     await page.screenshot({ path: join(root, 'test-artifacts/dashboard-routes.png'), fullPage: true });
     expect(problems).toEqual([]);
   }, 30_000);
+});
+
+/** The demo in a child process (as `npm run demo -- ...` runs it), its output collected as it comes. */
+function startDemo(args: readonly string[]): { child: ChildProcess; out: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'examples/demo.ts'), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (out += c));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  return { child, out: () => out, exited };
+}
+
+describe.skipIf(chromiumBin === undefined)("the demo's dashboard and chart in headless Chromium", () => {
+  const DEMO_NAMES = ['fast-1', 'fast-2', 'slow', 'flaky'];
+  let demo: ReturnType<typeof startDemo> | undefined;
+  let dir: string;
+  let profile: string;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  let url: string;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'proxyless-demo-dashboard-'));
+    // 4 s of load, then --keep holds the dashboard until SIGINT (afterAll sends it; the child is killed if it hangs).
+    demo = startDemo(['--duration', '4', '--keep', '--chart', join(dir, 'chart.svg')]);
+    url = await waitFor('the demo to print its dashboard URL', 20_000, async () => /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/) /m.exec(demo!.out())?.[1]);
+    ({ profile, context, page } = await openBrowser(problems));
+    await page.goto(url);
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    if (demo && demo.child.exitCode === null) {
+      demo.child.kill('SIGINT');
+      const killer = setTimeout(() => demo!.child.kill('SIGKILL'), 10_000);
+      await demo.exited;
+      clearTimeout(killer);
+    }
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  /** The endpoint rows of `api` on the page, by their id cell's first line. */
+  const shownNames = async (): Promise<string[]> =>
+    (await page.locator('section[data-service="api"] tr[data-endpoint] [data-field="id"]').allInnerTexts()).map((t) => t.split('\n')[0]!.trim());
+
+  it("shows the demo's endpoint names, with their address under each, while the load runs", async () => {
+    await page.locator('#status.live').waitFor({ timeout: 10_000 });
+    await waitFor('the four endpoints on the page', 10_000, async () => ((await shownNames()).length === 4 ? true : undefined));
+    expect(await shownNames()).toEqual(DEMO_NAMES);
+    for (const name of DEMO_NAMES) {
+      const addr = await page.locator(`section[data-service="api"] tr[data-endpoint="${name}"] .addr`).innerText();
+      expect(addr).toMatch(/^127\.0\.0\.1:\d+$/);
+    }
+  }, 30_000);
+
+  it('stays up after the load ends (--keep), still serving the names, and says so', async () => {
+    await waitFor('the end of the load', 30_000, async () => (demo!.out().includes('The load has ended; the dashboard stays at') ? true : undefined));
+    expect(demo!.child.exitCode).toBeNull();
+    const updated = await page.locator('#updated').innerText();
+    await waitFor('a poll after the load', 10_000, async () => ((await page.locator('#updated').innerText()) !== updated ? true : undefined));
+    expect(await page.locator('#status').innerText()).toBe('live');
+    expect(await shownNames()).toEqual(DEMO_NAMES);
+    mkdirSync(join(root, 'test-artifacts'), { recursive: true });
+    await page.screenshot({ path: join(root, 'test-artifacts/dashboard-demo.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  it("opens the demo's SVG chart: Chromium's XML parser takes it, and its names and axis labels render", async () => {
+    const path = /^chart: (\S+) /m.exec(demo!.out())?.[1];
+    expect(path).toBe(join(dir, 'chart.svg'));
+    await page.goto(pathToFileURL(path!).href);
+    const seen = await page.evaluate(() => ({
+      root: document.documentElement.localName,
+      parserError: document.getElementsByTagName('parsererror').length,
+      legend: [...document.querySelectorAll('text.legend-name')].map((t) => ({ name: t.textContent, width: (t as SVGTextElement).getComputedTextLength() })),
+      labels: [...document.querySelectorAll('text')].map((t) => t.textContent),
+      paths: document.querySelectorAll('path').length,
+    }));
+    expect(seen.root).toBe('svg');
+    expect(seen.parserError).toBe(0);
+    expect(seen.legend.map((l) => l.name)).toEqual(DEMO_NAMES);
+    for (const l of seen.legend) expect(l.width, l.name ?? '').toBeGreaterThan(10); // laid out, not empty
+    expect(seen.labels).toEqual(expect.arrayContaining(['share of attempts, %', 'latency, ms (log scale)', 'time since start, s']));
+    expect(seen.paths).toBeGreaterThanOrEqual(DEMO_NAMES.length * 3);
+    // The same text must parse as image/svg+xml in the page's own DOMParser too (it reports errors as a document).
+    const source = readFileSync(path!, 'utf8');
+    expect(await page.evaluate((s) => new DOMParser().parseFromString(s, 'image/svg+xml').getElementsByTagName('parsererror').length, source)).toBe(0);
+    await page.screenshot({ path: join(root, 'test-artifacts/demo-chart.png') });
+  }, 30_000);
+
+  it('exits 0 on Ctrl-C (SIGINT) after the load, closing everything', async () => {
+    demo!.child.kill('SIGINT');
+    const code = await Promise.race([demo!.exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 10_000))]);
+    expect(code, demo!.out()).toBe(0);
+  }, 20_000);
 });

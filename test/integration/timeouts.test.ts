@@ -44,7 +44,10 @@ describe('timeouts and cancellation', () => {
   it('the total deadline ends the call with TimeoutError scope total, retries and backoff included', async () => {
     const m = mesh({
       registry: staticRegistry({ api: ['127.0.0.1:9', '127.0.0.1:10'] }),
-      defaults: { timeout: { attemptMs: 1_000, totalMs: 150 }, retry: { retries: 10, minDelayMs: 1, maxDelayMs: 1 } },
+      // The service lowers totalMs under the inherited attemptMs (allowed: the deadline caps the attempt); one
+      // timeout object with attemptMs > totalMs is refused (test/validation-timeouts.test.ts).
+      defaults: { timeout: { attemptMs: 1_000 }, retry: { retries: 10, minDelayMs: 1, maxDelayMs: 1 } },
+      services: { api: { timeout: { totalMs: 150 } } },
     });
     let attempts = 0;
     const err = await m

@@ -182,7 +182,7 @@ describe('meshDispatcher with undici.request', () => {
       res.writeHead(200, { 'content-length': '100' });
       res.write('first part');
     });
-    const m = mesh({ registry: staticRegistry({ users: [stalls.address] }), defaults: { ...retryOnly, timeout: { attemptMs: 1_000, totalMs: 300 } } });
+    const m = mesh({ registry: staticRegistry({ users: [stalls.address] }), defaults: { ...retryOnly, timeout: { attemptMs: 1_000 } }, services: { users: { timeout: { totalMs: 300 } } } });
     const { statusCode, body } = await request('http://users/x', { dispatcher: meshDispatcher(m) });
     expect(statusCode).toBe(200);
     const error = await body.text().then(

@@ -10,10 +10,12 @@ import { isObject, WireError } from './wire.js';
  * compacted revision; rpctypes/error.go). Discovery wraps it in a `DiscoveryError`; `registerEtcd` rejects with it.
  */
 export class EtcdError extends MeshError {
+  /** Always `'EETCD'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'EETCD';
   readonly status: number | undefined;
   readonly grpcCode: number | undefined;
 
-  constructor(service: string, message: string, options?: { status?: number; grpcCode?: number; cause?: unknown }) {
+  constructor(service: string, message: string, options?: { status?: number | undefined; grpcCode?: number | undefined; cause?: unknown }) {
     super('EETCD', service, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = options?.status;
     this.grpcCode = options?.grpcCode;

@@ -9,30 +9,30 @@ export interface EtcdConnectionOptions {
    * served `/v3beta/*`). Default `['http://127.0.0.1:2379']`.
    * @example ['http://10.0.0.11:2379', 'http://10.0.0.12:2379', 'http://10.0.0.13:2379']
    */
-  endpoints?: readonly string[];
+  endpoints?: readonly string[] | undefined;
   /**
    * The key prefix: an instance of `users` is the key `<prefix>users/<id>`. It must end with '/', so that a
    * prefix mistyped as '/services' does not silently find nothing. Default `'/services/'`.
    * @example '/prod/services/'
    */
-  prefix?: string;
+  prefix?: string | undefined;
   /** The fetch to talk to etcd with (undici's with a TLS `Agent` for a private CA or mTLS). Default: `globalThis.fetch`. */
-  fetch?: FetchLike;
+  fetch?: FetchLike | undefined;
   /**
    * With etcd's auth enabled: the user to authenticate as (`POST /v3/auth/authenticate`). The token etcd gives
    * back is sent in the `Authorization` header and fetched again when etcd says it is invalid (simple tokens
    * expire after 5 minutes unused). Neither the password nor the token is ever shown in an error.
    */
-  username?: string;
+  username?: string | undefined;
   /** The password of `username`. */
-  password?: string;
+  password?: string | undefined;
   /** Deadline of one request (for the watch stream: until its first answer), in ms. Default 4000. */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * The largest answer read (one range body, or one line of the watch stream), in bytes; a larger one fails.
    * Default 32 MiB (etcd's own request limit is 1.5 MiB, so only a very large prefix comes near).
    */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
 }
 
 /** A validated connection. */
@@ -116,9 +116,9 @@ export function duration(v: unknown, at: string, fallback: number, min = 1): num
 /** Retry delays of a failing loop: doubling from `initialMs` with ±20 % jitter, up to `maxMs`. */
 export interface EtcdBackoffOptions {
   /** First retry delay, in ms. Default 1000. */
-  initialMs?: number;
+  initialMs?: number | undefined;
   /** Longest retry delay, in ms. Default 30000. */
-  maxMs?: number;
+  maxMs?: number | undefined;
 }
 
 export interface Backoff {

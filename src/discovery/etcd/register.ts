@@ -8,34 +8,34 @@ import { b64, parseGrant, parseKeepAlive } from './wire.js';
 /** Options of {@link registerEtcd}. */
 export interface RegisterEtcdOptions {
   /** Where etcd is, and the key prefix (the registry's). Default: `http://127.0.0.1:2379`, `/services/`. */
-  etcd?: EtcdConnectionOptions;
+  etcd?: EtcdConnectionOptions | undefined;
   /** The instance to register. */
   service: {
     /** The logical service name, as callers resolve it. */
     name: string;
     /** The `<id>` of the key `<prefix><name>/<id>`, and the endpoint's id. Default `<address>:<port>`. */
-    id?: string;
+    id?: string | undefined;
     /** The address other services dial (not 0.0.0.0). @example '10.0.1.21' */
     address: string;
     /** The port other services dial. */
     port: number;
     /** Relative share of traffic, > 0. Default 1. */
-    weight?: number;
+    weight?: number | undefined;
     /** Locality, for zone-aware balancing. */
-    zone?: string;
-    tags?: readonly string[];
-    meta?: Readonly<Record<string, string>>;
+    zone?: string | undefined;
+    tags?: readonly string[] | undefined;
+    meta?: Readonly<Record<string, string>> | undefined;
   };
   /**
    * The lease's time to live: a registrant that dies without `close()` disappears this long after its last
    * keepalive. etcd counts in whole seconds, so it is rounded up; etcd may raise it to its minimum (2 s with
    * the default election timeout). Default 10000, at least 1000.
    */
-  ttlMs?: number;
+  ttlMs?: number | undefined;
   /** How often the lease is kept alive. Default a third of the TTL etcd granted, so two keepalives can fail. */
-  keepAliveMs?: number;
+  keepAliveMs?: number | undefined;
   /** Hears keepalive failures (they are retried) and re-registrations. */
-  onError?: (error: Error) => void;
+  onError?: ((error: Error) => void) | undefined;
 }
 
 /** A live registration in etcd. */

@@ -20,22 +20,22 @@ export interface EtcdInvalidKey {
 /** Options of {@link etcdRegistry}. */
 export interface EtcdRegistryOptions extends EtcdConnectionOptions {
   /** Retry delays of a failing watch: doubling from `initialMs`, ±20 % jitter, up to `maxMs`. Default 1000 / 30000. */
-  backoff?: EtcdBackoffOptions;
+  backoff?: EtcdBackoffOptions | undefined;
   /**
    * A watch stream that sent nothing for this long is dropped and resumed from its revision (no relist), so
    * a silently dead connection is noticed. Default 60000. etcd sends progress notifications on a quiet stream
    * only every 10 minutes, so a quiet healthy stream is resumed too, at the cost of one request per interval.
    * @example 15_000
    */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /**
    * Hears each key under the prefix that describes no endpoint (not JSON, no usable host or port, ...), once
    * per key and value. The key is left out; the others keep serving. Default: a process warning
    * (`PROXYLESS_ETCD_INVALID_KEY`), once per key.
    */
-  onInvalidKey?: (info: EtcdInvalidKey) => void;
+  onInvalidKey?: ((info: EtcdInvalidKey) => void) | undefined;
   /** Uniform numbers in [0, 1) for the backoff's jitter. For tests. Default `Math.random`. */
-  random?: () => number;
+  random?: (() => number) | undefined;
 }
 
 /** An etcd registry; `watchState` is for tests and debugging. */

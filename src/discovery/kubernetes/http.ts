@@ -26,11 +26,13 @@ export type KubernetesErrorKind = 'status' | 'unreachable' | 'timeout' | 'broken
  * Discovery wraps it in a `DiscoveryError`. Its message never holds a token.
  */
 export class KubernetesError extends MeshError {
+  /** Always `'EKUBERNETES'` for this class: narrow on it, or on `instanceof`. */
+  declare readonly code: 'EKUBERNETES';
   readonly kind: KubernetesErrorKind;
   readonly status: number | undefined;
   readonly reason: string | undefined;
 
-  constructor(service: string, kind: KubernetesErrorKind, message: string, options?: { status?: number; reason?: string; cause?: unknown }) {
+  constructor(service: string, kind: KubernetesErrorKind, message: string, options?: { status?: number | undefined; reason?: string | undefined; cause?: unknown }) {
     super('EKUBERNETES', service, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.kind = kind;
     this.status = options?.status;

@@ -33,27 +33,27 @@ export interface KubernetesRegistryOptions {
   /**
    * The API server. Default: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` (an IPv6 host in
    * brackets), as client-go's in-cluster config builds it; outside a pod, without those, this option is required.
-   * A path prefix (a proxy's) is kept. @example 'http://127.0.0.1:8001' (kubectl proxy)
+   * A path prefix (a proxy's) is kept. @example 'http://127.0.0.1:8001' // kubectl proxy
    */
-  apiUrl?: string;
+  apiUrl?: string | undefined;
   /** A bearer token, used as it is (never re-read, never shown). Give this or `tokenFile`, not both. */
-  token?: string;
+  token?: string | undefined;
   /**
    * A file holding the bearer token, re-read every `tokenRefreshMs` and at once when the API server answers 401,
    * as bound service-account tokens rotate (client-go does the same). Default: the pod's service-account token;
    * when that default file does not exist, requests carry no token (kubectl proxy needs none).
    * @example '/var/run/secrets/tokens/api-token'
    */
-  tokenFile?: string;
+  tokenFile?: string | undefined;
   /** The CA bundle (PEM) that signed the API server's certificate, for https. Default: the pod's `ca.crt`, when it exists; else the system's CAs. Re-read with the token. */
-  caFile?: string;
+  caFile?: string | undefined;
   /**
    * The namespace of a service named without one (`users`); `users.payments` is in `payments` whatever this says.
    * Default: the pod's own namespace (the content of `namespaceFile`), else `'default'`.
    */
-  namespace?: string;
+  namespace?: string | undefined;
   /** Where the pod's namespace is read from (once, at construction). Default: the service-account `namespace` file. */
-  namespaceFile?: string;
+  namespaceFile?: string | undefined;
   /**
    * Which port of the Service to call: a port name (`'http'`, the Service's `ports[].name`), or a number, which is
    * the port the endpoints listen on (the Service's `targetPort`, say 8080 behind a Service port 80): EndpointSlices
@@ -63,30 +63,30 @@ export interface KubernetesRegistryOptions {
    * service with no endpoints.
    * @example 'grpc'
    */
-  port?: KubernetesPort;
+  port?: KubernetesPort | undefined;
   /**
    * A port per service (keyed by the service name as the mesh calls it), over `port`; numbers are target ports,
    * as for `port`. @example { users: 'http', 'billing.payments': 9090 }
    */
-  ports?: Readonly<Record<string, KubernetesPort>>;
+  ports?: Readonly<Record<string, KubernetesPort>> | undefined;
   /**
    * Which address family to call, for a dual-stack Service (which has IPv4 and IPv6 slices naming the same pods:
    * only one family is used, so that no pod counts twice). Default: IPv4 when any IPv4 slice of the service has
    * an endpoint, else IPv6 (kube-proxy likewise runs one proxier per family). A single-stack Service of the other
    * family then has no endpoints.
    */
-  addressType?: KubernetesAddressType;
+  addressType?: KubernetesAddressType | undefined;
   /**
    * The name the API server's certificate is checked against (and sent as SNI), when it differs from `apiUrl`'s
    * host: kubeconfig's `tls-server-name`. @example 'kubernetes.default.svc'
    */
-  tlsServerName?: string;
+  tlsServerName?: string | undefined;
   /** Where `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` are read. Default `process.env`. */
-  env?: Readonly<Record<string, string | undefined>>;
+  env?: Readonly<Record<string, string | undefined>> | undefined;
   /** How old a token (and CA) read from a file may get before it is read again, in ms. Default 60000 (client-go's period). */
-  tokenRefreshMs?: number;
+  tokenRefreshMs?: number | undefined;
   /** Deadline of a list request, and of a watch request's headers, in ms. Default 4000 (below the mesh's 5 s `resolveTimeoutMs`). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * How long a watch may stay silent (no byte, not even a bookmark) before it is taken for stalled, dropped and
    * started again from the last resourceVersion, in ms. API servers send a bookmark about every minute to a
@@ -95,9 +95,9 @@ export interface KubernetesRegistryOptions {
    * best-effort, so on a quiet Service this drop is routine: it is a plain reconnect (no `discovery-error`, no
    * backoff); only a reconnect that fails is reported.
    */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** `timeoutSeconds` of a watch request; each watch asks for a random value from this to twice this, as client-go's reflector does. Default 300. */
-  watchTimeoutSeconds?: number;
+  watchTimeoutSeconds?: number | undefined;
   /**
    * Retry delays after a failure: doubling from `initialMs`, ±20 % jitter, up to `maxMs`. Default 1000 / 30000.
    * A failure is a list or watch request that fails, a watch stream that cannot be trusted (garbage, an ERROR
@@ -107,16 +107,16 @@ export interface KubernetesRegistryOptions {
    */
   backoff?: {
     /** First retry delay, in ms. */
-    initialMs?: number;
+    initialMs?: number | undefined;
     /** Longest retry delay, in ms. */
-    maxMs?: number;
-  };
+    maxMs?: number | undefined;
+  } | undefined;
   /** The largest list answer, or watch event line, read, in bytes. Default 32 MiB. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** The clock for token age and backoff (tests). Default `performance.now()`. */
-  clock?: Clock;
+  clock?: Clock | undefined;
   /** Uniform numbers in [0, 1), for jitter (tests). Default `Math.random`. */
-  random?: Rng;
+  random?: Rng | undefined;
 }
 
 /** The options resolved. */

@@ -12,7 +12,12 @@ export interface BackendOptions {
   /** Response delay, drawn uniformly from [minMs, maxMs]. 0/0 answers at once. */
   readonly minMs?: number;
   readonly maxMs?: number;
-  /** Share of requests answered with 503, from 0 to 1. */
+  /**
+   * Share of requests answered with 503, from 0 to 1. The failures are spread evenly, not drawn at random (at 0.3: 3
+   * responses in 10, never two in a row), so a run's story does not hang on a streak: a random 30 % gives five
+   * 503s in a row often enough (0.3^5 per attempt) that consecutive-failure ejection takes the backend out while it
+   * is alive in roughly one demo run in fifteen.
+   */
   readonly failRate?: number;
   /** The response body. */
   readonly body?: string;
@@ -36,11 +41,16 @@ export interface Backend {
 export async function startBackend(options: BackendOptions): Promise<Backend> {
   const { name, minMs = 0, maxMs = minMs, failRate = 0, body = `hello from ${options.name}\n` } = options;
   let handled = 0;
+  // The n-th response fails when floor(n × failRate) steps up (1e-9 absorbs float error: 10 × 0.3 is 2.9999...).
+  let responded = 0;
+  let failed = 0;
   const server: Server = createServer((req, res) => {
     handled++;
     const delay = minMs + Math.random() * (maxMs - minMs);
     const respond = (): void => {
-      if (Math.random() < failRate) {
+      responded++;
+      if (Math.floor(responded * failRate + 1e-9) > failed) {
+        failed++;
         res.writeHead(503, { 'content-type': 'text/plain' }).end('unavailable\n');
       } else {
         res.writeHead(200, { 'content-type': 'text/plain' }).end(body);

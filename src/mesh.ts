@@ -117,10 +117,10 @@ export interface Mesh {
   warmup(services: readonly string[]): Promise<void>;
   /**
    * Stops watches and timers, aborts calls in flight (they reject with `MeshClosedError`), closes the registry.
-   * Idempotent: a second call resolves at once. Afterwards every method that would start work refuses with
-   * `MeshClosedError`, as a closed undici Agent does: `fetch`, `call` and a service client's calls and `warmup`
-   * reject; `service`, `on`, `once` and `configure` throw. What reads the state stays usable for a last look:
-   * `snapshot`, `metrics`, `config`, `adminHandler`, `off`.
+   * Idempotent: a second call returns the first one's promise, which settles once everything is closed.
+   * Afterwards every method that would start work refuses with `MeshClosedError`, as a closed undici Agent does:
+   * `fetch`, `call` and a service client's calls and `warmup` reject; `service`, `on`, `once` and `configure`
+   * throw. What reads the state stays usable for a last look: `snapshot`, `metrics`, `config`, `adminHandler`, `off`.
    * @example process.once('SIGTERM', () => void mesh.close())
    */
   close(): Promise<void>;
@@ -151,6 +151,7 @@ export function createMesh(options: MeshOptions): Mesh {
   const maxServices = options.discovery?.maxServices ?? DEFAULT_DISCOVERY.maxServices;
   const breakerClock = new BreakerClock();
   let closed = false;
+  let closing: Promise<void> | undefined;
   const removedListeners = new Set<(service: string, removed: readonly Endpoint[]) => void>();
   const closeListeners = new Set<() => void | Promise<void>>();
   const notifyRemoved = (service: string, states: readonly { readonly endpoint: Endpoint }[]): void => {
@@ -287,28 +288,30 @@ export function createMesh(options: MeshOptions): Mesh {
         now: () => clock.now(),
         isClosed: () => closed,
       }),
-    async close() {
-      if (closed) return;
-      closed = true;
-      // Every call is in a deadline list from admission until it is over, a streaming body included.
-      const calls: Call[] = [];
-      for (const list of deadlineLists.values()) calls.push(...(list.entries() as Call[]));
-      for (const c of calls) c.stop(new MeshClosedError(c.service));
-      mirrors.close();
-      const controlling = controller.close();
-      discovery.close();
-      const services = [...table.values()].map((svc) => svc.close(new MeshClosedError(svc.name)));
-      breakerClock.close();
-      for (const list of attemptLists.values()) list.clear();
-      for (const list of deadlineLists.values()) list.clear();
-      events.removeAll();
-      const closing = [...closeListeners].map((listener) => Promise.resolve().then(listener));
-      closeListeners.clear();
-      removedListeners.clear();
-      await Promise.allSettled([...closing, ...services, controlling]);
-      await registry.close?.();
-    },
+    // One shutdown, shared: a second close() (a SIGTERM handler and a test's afterEach, say) settles when the
+    // first has closed everything, as undici's Agent.close() does, rather than at once while sockets are still open.
+    close: () => (closing ??= shutdown()),
   };
+  async function shutdown(): Promise<void> {
+    closed = true;
+    // Every call is in a deadline list from admission until it is over, a streaming body included.
+    const calls: Call[] = [];
+    for (const list of deadlineLists.values()) calls.push(...(list.entries() as Call[]));
+    for (const c of calls) c.stop(new MeshClosedError(c.service));
+    mirrors.close();
+    const controlling = controller.close();
+    discovery.close();
+    const services = [...table.values()].map((svc) => svc.close(new MeshClosedError(svc.name)));
+    breakerClock.close();
+    for (const list of attemptLists.values()) list.clear();
+    for (const list of deadlineLists.values()) list.clear();
+    events.removeAll();
+    const closingListeners = [...closeListeners].map((listener) => Promise.resolve().then(listener));
+    closeListeners.clear();
+    removedListeners.clear();
+    await Promise.allSettled([...closingListeners, ...services, controlling]);
+    await registry.close?.();
+  }
   const core: MeshCore = {
     env,
     service: serviceFor,

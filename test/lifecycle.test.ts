@@ -145,4 +145,28 @@ describe('after close()', () => {
     expect(m.config().version).toBeGreaterThanOrEqual(1);
     await expect(m.close()).resolves.toBeUndefined(); // idempotent
   });
+
+  it('a second close() while the first is under way settles when the first does, not before (as undici Agent.close())', async () => {
+    let finish!: () => void;
+    const registryClosed = new Promise<void>((r) => (finish = r));
+    const order: string[] = [];
+    const registry: Registry = {
+      resolve: async () => [],
+      close: async () => {
+        await registryClosed;
+        order.push('registry closed');
+      },
+    };
+    const m = mesh(registry);
+    const first = m.close().then(() => order.push('first'));
+    const second = m.close().then(() => order.push('second'));
+    // Let every microtask run: the second close must still wait on the registry.
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect(order).toEqual([]);
+    finish();
+    await Promise.all([first, second]);
+    expect(order[0]).toBe('registry closed');
+    expect(order.slice(1).sort()).toEqual(['first', 'second']);
+    await expect(m.close()).resolves.toBeUndefined(); // and after it, at once
+  });
 });

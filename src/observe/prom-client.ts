@@ -1,6 +1,8 @@
 import type { ExpositionSink, LabelSet } from './exposition-sink.js';
 import { DURATION_BOUNDS_MS, type Histogram } from './histogram.js';
+import { MeshClosedError } from '../errors.js';
 import { meshCore, type MeshCore } from '../mesh-core.js';
+import type { Mesh } from '../mesh.js';
 import { checkDistinct } from './render-meshes.js';
 import { METRIC_FAMILIES, type MetricAggregator, type MetricFamily, type MetricType } from './metric-families.js';
 import { writeMetrics } from './prometheus.js';
@@ -144,7 +146,8 @@ const states = new WeakMap<object, RegistryState>();
  * `getMetricsAsJSON()`, and so in cluster mode's `AggregatorRegistry` (each family's `aggregator` says how
  * workers combine). Several meshes may share a registry: each family is registered once, and gathers every
  * mesh in it, with its `mesh` label; two meshes with the same `name` (or two unnamed ones) are refused. The
- * series leave when the returned function is called or the mesh closes. prom-client is an optional peer: pass
+ * series leave when the returned function is called or the mesh closes; a mesh already closed is refused with
+ * `MeshClosedError`. prom-client is an optional peer: pass
  * your own `Registry` (or `register`, the global one).
  * @example
  * import { Registry, collectDefaultMetrics } from 'prom-client';
@@ -153,14 +156,15 @@ const states = new WeakMap<object, RegistryState>();
  * const unregister = registerMeshMetrics(createMesh({ registry: staticRegistry({}), name: 'edge' }), registry);
  * // ... later, to take the series out: unregister();
  */
-export function registerMeshMetrics(mesh: object, registry: PromClientRegistry): () => void {
+export function registerMeshMetrics(mesh: Mesh, registry: PromClientRegistry): () => void {
   const at = 'registerMeshMetrics(mesh, registry)';
   const source = meshCore(mesh, at);
   const r = registry as unknown as Record<string, unknown> | null;
   if (r === null || typeof r !== 'object' || !['registerMetric', 'getSingleMetric', 'removeSingleMetric'].every((m) => typeof r[m] === 'function')) {
     throw new TypeError(`${at}: registry must be a prom-client Registry (registerMetric, getSingleMetric, removeSingleMetric)`);
   }
-  if (source.isClosed()) throw new TypeError(`${at}: the mesh is closed`);
+  // As every mesh method that would start work after close(): a closed mesh's series are gone for good.
+  if (source.isClosed()) throw new MeshClosedError('*');
   let state = states.get(registry);
   if (state?.meshes.has(mesh)) throw new TypeError(`${at}: this mesh is already registered in this registry`);
   checkDistinct([...(state?.meshes.values() ?? [])].map((m) => m.source.name).concat(source.name), at);

@@ -1,7 +1,8 @@
 import type { MeshEvents } from '../events.js';
+import { MeshClosedError } from '../errors.js';
 import { meshCore } from '../mesh-core.js';
 import type { Mesh } from '../mesh.js';
-import type { TelemetryApi, TelemetryBatchCallback } from './telemetry-api.js';
+import type { TelemetryApi, TelemetryAttributes, TelemetryBatchCallback, TelemetryCounter } from './telemetry-api.js';
 import { createInstruments } from './telemetry-metrics.js';
 import { TelemetryInstrument } from './telemetry-spans.js';
 
@@ -33,7 +34,8 @@ export interface Telemetry {
  * `otel` is the `@opentelemetry/api` module (an optional peer: the mesh never imports it); the SDK you register
  * supplies the tracer, meter, context manager (AsyncLocalStorage, for the active span to follow each attempt) and
  * propagator. What those throw is reported on `callback-error` (callback `'telemetry'`), never to a call.
- * One telemetry per mesh at a time: a second `withTelemetry` before `close()` throws a `TypeError`.
+ * One telemetry per mesh at a time: a second `withTelemetry` before `close()` throws a `TypeError`; a closed
+ * mesh is refused with `MeshClosedError`.
  *
  * @param mesh a mesh made by `createMesh`
  * @param otel `@opentelemetry/api` (or an object with its `trace`, `context`, `propagation` and `metrics`)
@@ -56,7 +58,8 @@ export function withTelemetry(mesh: Mesh, otel: TelemetryApi): Telemetry {
     throw new TypeError('withTelemetry(mesh, otel): otel must be @opentelemetry/api (with trace, context, propagation and metrics)');
   }
   const core = meshCore(mesh, 'withTelemetry(mesh, otel)');
-  if (core.isClosed()) return { close() {} }; // a closed mesh makes no calls
+  // As every mesh method that would start work after close() (`on` included): a closed mesh makes no calls.
+  if (core.isClosed()) throw new MeshClosedError('*');
   const env = core.env;
   if (env.instrument !== undefined) {
     throw new TypeError('withTelemetry(mesh, otel): this mesh already has telemetry on; close() that one first');
@@ -74,14 +77,21 @@ export function withTelemetry(mesh: Mesh, otel: TelemetryApi): Telemetry {
     clock: env.clock,
     report,
   });
-  // The governance counters come from the mesh's own events (off the success path), as its Prometheus twins do.
-  const listeners = {
-    retry: ({ service }: MeshEvents['retry']) => instruments.retries.add(1, { 'proxyless.service': service }),
-    hedge: ({ service }: MeshEvents['hedge']) => instruments.hedges.add(1, { 'proxyless.service': service }),
-    ejected: ({ service, endpoint, reason }: MeshEvents['ejected']) =>
-      instruments.ejections.add(1, { 'proxyless.service': service, 'proxyless.endpoint.id': endpoint.id, 'proxyless.ejection.reason': reason }),
+  // The governance counters come from the mesh's own events (off the success path), as its Prometheus twins do. What
+  // a counter throws is telemetry's to report (callback-error), not the emitter's (listener-error, console.error).
+  const count = (counter: TelemetryCounter, attributes: TelemetryAttributes & { 'proxyless.service': string }): void => {
+    try {
+      counter.add(1, attributes);
+    } catch (error) {
+      report(attributes['proxyless.service'], error);
+    }
   };
-  events.on('retry', listeners.retry).on('hedge', listeners.hedge).on('ejected', listeners.ejected);
+  const listeners = {
+    retry: ({ service }: MeshEvents['retry']) => count(instruments.retries, { 'proxyless.service': service }),
+    hedge: ({ service }: MeshEvents['hedge']) => count(instruments.hedges, { 'proxyless.service': service }),
+    ejected: ({ service, endpoint, reason }: MeshEvents['ejected']) =>
+      count(instruments.ejections, { 'proxyless.service': service, 'proxyless.endpoint.id': endpoint.id, 'proxyless.ejection.reason': reason }),
+  };
   // Calls and attempts in flight, read at collection time from the snapshot (what the Prometheus gauges read).
   const observed = [instruments.activeCalls, instruments.activeAttempts] as never[];
   const observe: TelemetryBatchCallback = (result) => {
@@ -93,6 +103,8 @@ export function withTelemetry(mesh: Mesh, otel: TelemetryApi): Telemetry {
     }
   };
   meter.addBatchObservableCallback(observe, observed);
+  // Only once nothing above can throw: a meter that refuses the callback must leave no listener counting behind.
+  events.on('retry', listeners.retry).on('hedge', listeners.hedge).on('ejected', listeners.ejected);
   env.instrument = instrument;
   let stopOnClose: (() => void) | undefined;
   const telemetry: Telemetry = {

@@ -162,7 +162,8 @@ export function sendWithHeaders(
   const init = (ctx: AttemptContext, d: object | undefined, trace: Readonly<Record<string, string>> | undefined): RequestInit => {
     const headers = [...others];
     if (deadlineHeader !== undefined) headers.push([deadlineHeader, String(timeLeftMs(ctx))]);
-    if (trace !== undefined) for (const name of Object.keys(trace)) if (!callerSet!.has(name)) headers.push([name, trace[name]!]);
+    // Names compared without regard to case (a propagator may write `X-Trace-Id` where the caller set `x-trace-id`).
+    if (trace !== undefined) for (const name of Object.keys(trace)) if (!callerSet!.has(name.toLowerCase())) headers.push([name, trace[name]!]);
     return (d === undefined ? { ...base, headers, signal: ctx.signal } : { ...base, headers, signal: ctx.signal, dispatcher: d }) as RequestInit;
   };
   return (endpoint, ctx) => {

@@ -12,6 +12,7 @@ import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createMesh, staticRegistry, withTelemetry, type Mesh, type MeshEvents } from '../../src/index.js';
 import { PROXYLESS_VERSION } from '../../src/observe/telemetry.js';
+import { meshCore } from '../../src/mesh-core.js';
 import { meshDispatcher } from '../../src/undici.js';
 import { HTTP_DURATION_BUCKETS } from '../../src/observe/telemetry-metrics.js';
 
@@ -25,6 +26,7 @@ interface Seen {
   readonly url: string;
   readonly traceparent: string | undefined;
   readonly deadline: string | undefined;
+  readonly headers: http.IncomingHttpHeaders;
   /** Arrival order across every backend of the file. */
   readonly at: number;
 }
@@ -33,7 +35,7 @@ interface Seen {
 async function backend(plan: (n: number) => number | 'hang'): Promise<{ server: http.Server; address: string; seen: Seen[] }> {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
-    seen.push({ url: req.url!, traceparent: req.headers.traceparent as string | undefined, deadline: req.headers['x-request-deadline-ms'] as string | undefined, at: ++arrivals });
+    seen.push({ url: req.url!, traceparent: req.headers.traceparent as string | undefined, deadline: req.headers['x-request-deadline-ms'] as string | undefined, headers: req.headers, at: ++arrivals });
     const answer = plan(seen.length);
     if (answer === 'hang') {
       const timer = setTimeout(() => res.end('late'), 5_000);
@@ -227,6 +229,62 @@ describe('withTelemetry: spans', () => {
     }
   });
 
+  it('a propagator header the caller set in another case is the caller\'s alone, on mesh.fetch and the undici path', async () => {
+    // HTTP header names are case-insensitive: a propagator may write `X-Trace-Id` where the caller set `x-trace-id`.
+    const b = await backend(() => 200);
+    servers.push(b.server);
+    const mesh = meshOf({ api: [b.address] });
+    const inject = (_context: unknown, carrier: Record<string, string>): void => {
+      carrier['X-Trace-Id'] = 'ours';
+    };
+    withTelemetry(mesh, { ...otel, propagation: { ...otel.propagation, inject } } as unknown as typeof otel);
+    await (await mesh.fetch('http://api/f', { headers: { 'x-trace-id': 'mine' } })).text();
+    await (await mesh.fetch('http://api/g')).text();
+    const dispatcher = meshDispatcher(mesh);
+    try {
+      await (await request('http://api/u', { dispatcher, headers: { 'x-trace-id': 'mine' } })).body.text();
+      await (await request('http://api/v', { dispatcher })).body.text();
+    } finally {
+      await dispatcher.close();
+    }
+    expect(b.seen.map((s) => [s.url, s.headers['x-trace-id']])).toEqual([
+      ['/f', 'mine'],
+      ['/g', 'ours'],
+      ['/u', 'mine'],
+      ['/v', 'ours'],
+    ]);
+  });
+
+  it('every way a call ends, ends its spans and forgets it: caller abort, total timeout, close() mid-call', async () => {
+    const b = await backend((n) => (n <= 3 ? 'hang' : 200));
+    servers.push(b.server);
+    const mesh = meshOf({ api: [b.address] }, { retry: false });
+    withTelemetry(mesh, otel);
+    const instrument = meshCore(mesh, 'test').env.instrument as unknown as { calls: Map<object, unknown>; attempts: Map<object, unknown> };
+    const abort = new AbortController();
+    const aborted = mesh.fetch('http://api/abort', { signal: abort.signal });
+    const timedOut = mesh.fetch('http://api/timeout', { timeout: { totalMs: 300 } });
+    const closed = mesh.call('api', () => new Promise<never>(() => {}));
+    await vi.waitFor(() => expect(b.seen).toHaveLength(2), { timeout: 2_000, interval: 5 });
+    expect(instrument.calls.size).toBe(3);
+    expect(instrument.attempts.size).toBe(3);
+    abort.abort();
+    await expect(aborted).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(timedOut).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    await mesh.close();
+    await expect(closed).rejects.toMatchObject({ code: 'ECLOSED' });
+    await vi.waitFor(() => expect(callSpans()).toHaveLength(3), { timeout: 2_000, interval: 5 });
+    expect(attemptSpans()).toHaveLength(3);
+    expect(instrument.calls.size).toBe(0);
+    expect(instrument.attempts.size).toBe(0);
+    const outcome = (s: ReadableSpan): unknown[] => [s.attributes['proxyless.outcome'], s.attributes['error.type'], s.status.code];
+    const byName = (url: string): ReadableSpan => attemptSpans().find((s) => String(s.attributes['url.full']).endsWith(url))!;
+    expect(outcome(byName('/abort'))).toEqual(['cancelled', 'AbortError', otel.SpanStatusCode.ERROR]);
+    expect(outcome(byName('/timeout'))).toEqual(['failure', 'ETIMEDOUT', otel.SpanStatusCode.ERROR]);
+    expect(outcome(attemptSpans().find((s) => s.name === 'api')!)).toEqual(['cancelled', 'ECLOSED', otel.SpanStatusCode.ERROR]);
+    expect(callSpans().map((s) => s.attributes['proxyless.outcome']).sort()).toEqual(['cancelled', 'cancelled', 'timeout']);
+  });
+
   it('a hedge: two attempt spans, the loser cancelled without an error, the winner with resend_count 1', async () => {
     // Whichever endpoint the balancer picks first hangs; the hedge's, 200.
     let total = 0;
@@ -372,6 +430,51 @@ describe('withTelemetry: spans', () => {
     expect(b.seen).toHaveLength(cases.length);
   });
 
+  it('a meter that throws on the retry path is reported as telemetry, and one that fails withTelemetry leaves nothing behind', async () => {
+    const b = await backend((n) => (n % 2 === 1 ? 503 : 200)); // each call: a 503, then its retry's 200
+    servers.push(b.server);
+    const boom = (): never => {
+      throw new Error('otel boom');
+    };
+    let added = 0;
+    const meter = (addBatchObservableCallback: () => void) => ({
+      ...otel,
+      metrics: {
+        getMeter: () => ({
+          createCounter: () => ({
+            add: () => {
+              added++;
+              boom();
+            },
+          }),
+          createHistogram: () => ({ record: () => {} }),
+          createObservableUpDownCounter: () => ({}),
+          addBatchObservableCallback,
+          removeBatchObservableCallback: () => {},
+        }),
+      },
+    });
+    const retrying = { retry: { retries: 1, minDelayMs: 1, maxDelayMs: 1 } };
+    const mesh = meshOf({ api: [b.address] }, retrying);
+    const reported: MeshEvents['callback-error'][] = [];
+    const listenerErrors: MeshEvents['listener-error'][] = [];
+    mesh.on('callback-error', (e) => void reported.push(e)).on('listener-error', (e) => void listenerErrors.push(e));
+    const telemetry = withTelemetry(mesh, meter(() => {}) as unknown as typeof otel);
+    expect((await mesh.fetch('http://api/r')).status).toBe(200);
+    telemetry.close();
+    expect(listenerErrors).toEqual([]);
+    // Two attempts, one call, one retry: each count threw, and each is on callback-error, none on listener-error.
+    expect(added).toBe(4);
+    expect(reported.filter((e) => e.callback === 'telemetry' && (e.error as Error).message === 'otel boom')).toHaveLength(4);
+    // A meter that refuses the observable callback: withTelemetry throws, and no listener of it stays to count.
+    const other = meshOf({ api: [b.address] }, retrying);
+    expect(() => withTelemetry(other, meter(boom) as unknown as typeof otel)).toThrow('otel boom');
+    added = 0;
+    expect((await other.fetch('http://api/s')).status).toBe(200);
+    expect(added).toBe(0);
+    expect(() => withTelemetry(other, otel).close()).not.toThrow(); // and it may start again
+  });
+
   it('close() stops it: no more spans or metrics, listeners off; one telemetry per mesh at a time; options checked', async () => {
     const b = await backend(() => 200);
     servers.push(b.server);
@@ -390,7 +493,8 @@ describe('withTelemetry: spans', () => {
     // Another one may start once the first is closed; mesh.close() closes it too.
     const again = withTelemetry(mesh, otel);
     await mesh.close();
-    expect(() => withTelemetry(mesh, otel)).not.toThrow(); // a closed mesh: an inert handle
+    // A closed mesh is refused, as its `on` is: telemetry there would never see a call.
+    expect(() => withTelemetry(mesh, otel)).toThrow(expect.objectContaining({ code: 'ECLOSED' }));
     again.close();
 
     expect(() => withTelemetry(mesh, {} as never)).toThrow(TypeError);

@@ -5,8 +5,8 @@
  *
  * fast-1, fast-2 answer in 2-5 ms; slow in 82-85 ms; flaky in 2-5 ms but fails 3 calls in 10 with 503 (spread
  * evenly, never two in a row, so no random streak gets it ejected while alive), and dies a third of the way in (at
- * 5 s of the default 15 s). The endpoints' ids are those names, so the dashboard, the
- * metrics and the events all say fast-1, not 127.0.0.1:41517.
+ * 5 s of the default 15 s). The endpoints' ids are those names, so the dashboard, the metrics and the events all
+ * say fast-1, not 127.0.0.1:41517.
  *
  * What a viewer sees, and why (the demo prints it, and checks it against its own numbers at the end): each attempt
  * draws two endpoints at random and takes the cheaper (P2C). While flaky is alive, slow gets about 1 attempt in 6:

@@ -16,7 +16,10 @@ export function requestHeader(headers: RequestHeaders, name: string): string | u
   return values.length === 0 ? undefined : values.join(', ');
 }
 
-/** `headers` plus `name: value`, unless `headers` already has `name`; a new object, the caller's untouched. */
+/**
+ * `headers` plus `name: value`, unless `headers` already has `name` (lower case, matched without regard to case);
+ * a new object, the caller's untouched.
+ */
 export function withHeader(headers: RequestHeaders, name: string, value: string): RequestHeaders {
   if (requestHeader(headers, name) !== undefined) return headers;
   const out: Record<string, string | string[]> = {};

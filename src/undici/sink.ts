@@ -81,7 +81,7 @@ export abstract class CallerSink implements Sink {
     }
     let headers = (header === undefined ? opts.headers : { ...opts.headers, [header]: String(attempt.timeLeftMs) }) as RequestHeaders;
     const trace = attempt.traceHeaders;
-    // withHeader matches a lower-case name without regard to case: a propagator's `X-Trace-Id` never joins the caller's.
+    // Lower-cased for withHeader, so a propagator's `X-Trace-Id` never joins the caller's `x-trace-id`.
     if (trace !== undefined) for (const name of Object.keys(trace)) headers = withHeader(headers, name.toLowerCase(), trace[name]!);
     return { ...opts, headers };
   }
